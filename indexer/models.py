@@ -30,7 +30,8 @@ class Chunk:
 
     @property
     def hash(self) -> str:
-        return content_hash(self.embed_text)
+        """Keyed on the symbol and code only, not the path: a moved file or renamed folder reuses its vectors."""
+        return content_hash(f"{self.symbol}\n{self.text}")
 
     @property
     def embed_text(self) -> str:
