@@ -41,6 +41,7 @@ class IndexSettings:
     max_file_bytes: int = 1_000_000
     chunk_chars: int = 1500
     ann_min_rows: int = 50_000
+    batch_chunks: int = BATCH_CHUNKS
 
 
 @dataclass
@@ -195,7 +196,7 @@ def _run(root: Path, settings: IndexSettings, encoder: Encoder, paths: Iterable[
     for item in parsed:
         batch.append(item)
         size += len(item[2].chunks)
-        if size >= BATCH_CHUNKS:
+        if size >= settings.batch_chunks:
             _commit_batch(store, encoder, dim, batch, known, stats, report, embed)
             batch, size = [], 0
     if batch:

@@ -78,7 +78,7 @@ class ReindexResult(BaseModel):
 def settings_for(app: App) -> IndexSettings:
     c = app.config
     return IndexSettings(index_dir=app.index_dir, ignore=list(c.ignore), max_file_bytes=c.max_file_bytes,
-                         chunk_chars=c.chunk_chars, ann_min_rows=c.ann_min_rows)
+                         chunk_chars=c.chunk_chars, ann_min_rows=c.ann_min_rows, batch_chunks=c.batch_chunks)
 
 
 def reindex(app: App, *, paths: list[str] | None = None, rebuild: bool = False,

@@ -35,6 +35,7 @@ class Config(BaseModel):
     backend: str = Field("auto", description="encoder backend: auto, onnx or torch")
     ignore: list[str] = Field(default_factory=list, description="extra gitignore-style globs to skip")
     max_file_bytes: int = Field(1_000_000, description="files larger than this are skipped and counted")
+    batch_chunks: int = Field(512, description="chunks per atomic index commit")
     chunk_chars: int = Field(1500, description="chunk size budget in non-whitespace characters")
     result_max_chars: int = Field(24_000, description="size budget of one page of search results")
     ann_min_rows: int = Field(50_000, description="build an ANN vector index above this many chunks")
