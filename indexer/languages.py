@@ -21,7 +21,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 AST = "ast"
 MARKDOWN = "markdown"
@@ -31,12 +31,13 @@ LINES = "lines"
 TEXT = "text"
 
 
-def _frozen(mapping: Mapping[str, object] | None = None) -> Mapping:
+def _frozen(mapping: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
     """A read-only mapping, so a shared spec cannot be changed by accident at run time."""
     return MappingProxyType(dict(mapping or {}))
 
 
-@dataclass(frozen=True)
+# eq=False: a spec compares and hashes by identity (one instance per language); its mapping fields are unhashable.
+@dataclass(frozen=True, eq=False)
 class LanguageSpec:
     """Everything the chunker knows about one language.
 
@@ -60,6 +61,9 @@ class LanguageSpec:
     containers: frozenset[str] = frozenset()
     # Nodes that stand for the single definition they wrap (decorators, ``export``, ``template <...>``).
     wrappers: frozenset[str] = frozenset()
+    # Grouping nodes that are not units of their own (namespaces, ``#ifndef`` include guards, ``extern "C"``): always
+    # walked into, even when small, so the definitions inside get their own names. They do not qualify names.
+    transparent: frozenset[str] = frozenset()
     # node type -> {type of its ``value`` field -> kind}: ``const parse = (s) => ...`` is a function definition.
     value_definitions: Mapping[str, Mapping[str, str]] = field(default_factory=_frozen)
     name_paths: Mapping[str, tuple[str, ...]] = field(default_factory=_frozen)
@@ -82,7 +86,7 @@ def _spec(name: str, **kwargs: object) -> LanguageSpec:
             if key == "value_definitions":
                 value = {k: _frozen(v) for k, v in value.items()}
             kwargs[key] = _frozen(value)
-    for key in ("containers", "wrappers", "comments", "prefixes", "imports"):
+    for key in ("containers", "wrappers", "transparent", "comments", "prefixes", "imports"):
         if key in kwargs:
             kwargs[key] = frozenset(kwargs[key])  # type: ignore[arg-type]
     for key in ("extensions", "filenames", "interpreters"):
@@ -221,6 +225,15 @@ C = _spec(
         "type_definition": "type",
     },
     name_paths={"function_definition": ("declarator",), "type_definition": ("declarator",)},
+    # ``declaration_list`` is the ``{ ... }`` of ``extern "C"`` (and of C++ namespaces).
+    transparent={
+        "preproc_ifdef",
+        "preproc_if",
+        "preproc_else",
+        "preproc_elif",
+        "linkage_specification",
+        "declaration_list",
+    },
     comments={"comment"},
     imports={"preproc_include"},
 )
@@ -233,6 +246,7 @@ CPP = dataclasses.replace(
     definitions=_frozen({**C.definitions, "class_specifier": "class"}),
     containers=frozenset({"class_specifier", "struct_specifier", "union_specifier"}),
     wrappers=frozenset({"template_declaration"}),
+    transparent=C.transparent | {"namespace_definition"},
 )
 
 CSHARP = _spec(
@@ -254,6 +268,7 @@ CSHARP = _spec(
     },
     containers={"class_declaration", "struct_declaration", "interface_declaration", "record_declaration"},
     default_names={"operator_declaration": "operator"},
+    transparent={"namespace_declaration", "declaration_list"},
     comments={"comment"},
     imports={"using_directive"},
 )
@@ -288,6 +303,7 @@ PHP = _spec(
         "method_declaration": "method",
     },
     containers={"class_declaration", "interface_declaration", "trait_declaration", "enum_declaration"},
+    transparent={"namespace_definition", "compound_statement"},
     comments={"comment"},
     prefixes={"attribute_list"},
     imports={"namespace_use_declaration"},
@@ -377,11 +393,34 @@ LUA = _spec(
 MARKDOWN_SPEC = _spec("markdown", method=MARKDOWN, extensions=[".md", ".markdown", ".mdown", ".mkd", ".mdx"])
 
 
-def _lines(name: str, extensions: list[str] = [], filenames: list[str] = []) -> LanguageSpec:  # noqa: B006
+def _lines(name: str, extensions: tuple[str, ...] = (), filenames: tuple[str, ...] = ()) -> LanguageSpec:
+    """A language chunked by line windows only."""
     return _spec(name, method=LINES, extensions=extensions, filenames=filenames)
 
 
 _LINE_SPECS: tuple[LanguageSpec, ...] = (
+    _lines("yaml", (".yaml", ".yml"), (".clang-format", ".yamllint")),
+    _lines("json", (".json", ".jsonc", ".json5", ".jsonl", ".ndjson", ".ipynb"), (".babelrc", ".eslintrc")),
+    _lines("toml", (".toml",), ("Pipfile", "Cargo.lock", "poetry.lock", "uv.lock")),
+    _lines("ini", (".ini", ".cfg", ".conf", ".properties"), (".editorconfig", ".flake8", ".pylintrc")),
+    _lines("rst", (".rst",)),
+    _lines("html", (".html", ".htm", ".xhtml", ".vue", ".svelte", ".jinja", ".j2", ".hbs", ".mustache")),
+    _lines("css", (".css", ".scss", ".sass", ".less")),
+    _lines("sql", (".sql",)),
+    _lines("xml", (".xml", ".xsd", ".xsl", ".xslt", ".svg", ".plist", ".csproj", ".fsproj", ".pom")),
+    _lines("dockerfile", (".dockerfile",), ("Dockerfile", "Dockerfile.*", "*.Dockerfile", "Containerfile")),
+    _lines("make", (".mk", ".mak"), ("Makefile", "makefile", "GNUmakefile")),
+    _lines("cmake", (".cmake",), ("CMakeLists.txt",)),
+    _lines("protobuf", (".proto",)),
+    _lines("graphql", (".graphql", ".gql")),
+    _lines("terraform", (".tf", ".tfvars", ".hcl")),
+    _lines("csv", (".csv", ".tsv")),
+    _lines("dotenv", (".env",), (".env", ".env.*")),
+    _lines("ignore", (), (".gitignore", ".dockerignore", ".npmignore", ".gitattributes", "CODEOWNERS")),
+    _lines(TEXT, (".txt", ".text", ".log"), ("LICENSE", "LICENSE.*", "COPYING", "NOTICE", "AUTHORS", "README")),
+)
+
+_SPECS: tuple[LanguageSpec, ...] = (
     _lines("yaml", [".yaml", ".yml"], [".clang-format", ".yamllint"]),
     _lines("json", [".json", ".jsonc", ".json5", ".jsonl", ".ndjson", ".ipynb"], [".babelrc", ".eslintrc"]),
     _lines("toml", [".toml"], ["Pipfile", "Cargo.lock", "poetry.lock", "uv.lock"]),
@@ -468,7 +507,7 @@ def language_from_shebang(text: str) -> str | None:
     program = posixpath.basename(match.group(1))
     if program == "env" and match.group(2):
         program = posixpath.basename(match.group(2))
-    # ``python3.11`` -> ``python3``, ``python`` keeps its name.
+    # ``python3.11`` is looked up as itself, then as ``python``.
     for candidate in (program, re.sub(r"[\d.]+$", "", program)):
         if candidate in _BY_INTERPRETER:
             return _BY_INTERPRETER[candidate]

@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from indexer.chunker import split_symbols
 from indexer.encoder import Encoder
 from indexer.errors import UserError
 from indexer.store import CHUNKS, CodeStore, _sql_str, split_identifiers
 
 MODES = ("hybrid", "dense", "bm25")
-DEFINITION_KINDS = {"function", "method", "class", "struct", "interface", "enum", "trait", "type", "module",
-                    "impl", "constructor", "object", "section"}
 IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*(?:\(\))?$")
 
 
@@ -174,13 +173,11 @@ def search(
     if is_identifier_query(query):
         sym = identifier_symbol(query)
         tail = sym.rsplit(".", 1)[-1]
-        cond = f"(symbol_lc = {_sql_str(sym)} OR symbol_lc LIKE {_sql_str('%.' + sym)}" \
-               f" OR symbol_lc = {_sql_str(tail)})" if "." in sym else \
-               f"(symbol_lc = {_sql_str(sym)} OR symbol_lc LIKE {_sql_str('%.' + sym)})"
-        q = tbl.search().where(f"{cond} AND ({where})" if where else cond).select(cols).limit(50)
-        for r in q.to_list():
+        q = tbl.search().where(f"({_symbol_condition(sym)}) AND ({where})" if where else _symbol_condition(sym))
+        for r in q.select(cols).limit(50).to_list():
             rows.setdefault(r["id"], r)
-            if r["kind"] in DEFINITION_KINDS or r["symbol"].lower() == sym:
+            names = [n.lower() for n in split_symbols(r["symbol"])]
+            if any(n == sym or n.endswith("." + sym) or ("." in sym and n == tail) for n in names):
                 definition_ids.add(r["id"])
 
     if path_glob:
@@ -212,6 +209,16 @@ def search(
     shown = offset + len(hits)
     return SearchPage(query=query, mode=mode, hits=hits, offset=offset,
                       next_offset=shown if shown < len(ids) else None, total_candidates=len(ids))
+
+
+def _symbol_condition(sym: str) -> str:
+    """SQL matching chunks that define ``sym``: alone, qualified (``x.sym``), or in a merged list (``a, sym, b``)."""
+    names = [sym] + ([sym.rsplit(".", 1)[-1]] if "." in sym else [])
+    parts = []
+    for n in names:
+        for pat in (n, f"%.{n}", f"{n}, %", f"%.{n}, %", f"%, {n}", f"%, {n}, %"):
+            parts.append(f"symbol_lc {'=' if pat == n else 'LIKE'} {_sql_str(pat)}")
+    return " OR ".join(parts)
 
 
 def _fts_query(query: str) -> str:

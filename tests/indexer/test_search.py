@@ -129,3 +129,11 @@ def test_budget_keeps_at_least_one_hit() -> None:
                     score=1.0, code="\n".join(f"line {i}" for i in range(400)))
     out = apply_budget([hit], 500)
     assert len(out) == 1 and out[0].truncated and len(out[0].code) < 700
+
+
+def test_identifier_inside_a_merged_chunk_counts_as_definition(indexed: App) -> None:
+    # Tiny adjacent definitions share a chunk whose symbol lists them all ("is_secure, host_of, ...").
+    res = codeindex.search_code(indexed, "host_of", k=3, refresh=False)
+    top = res.results[0]
+    assert top.path == "src/sample.py" and "host_of" in top.symbol.split(", ")
+    assert top.match == "definition"
