@@ -214,4 +214,8 @@ def check_file(root: Path, rel: str, max_file_bytes: int, out: WalkResult) -> Fi
     if looks_binary(head):
         out.skip("binary")
         return None
+    if len(head) == 8192 and head.count(b"\n") < 3:
+        # Minified bundles and generated one-line blobs: one giant "line" that neither chunks nor searches well.
+        out.skip("minified")
+        return None
     return FileEntry(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns)

@@ -76,6 +76,10 @@ def _register_features() -> None:
 
     for module in (
         "mcp_router.cli_index",
+        "mcp_router.cli_watch",
+        "mcp_router.cli_tools",
+        "mcp_router.cli_cache",
+        "mcp_router.cli_routing",
     ):
         importlib.import_module(module).register(main)
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, \
-    TimeRemainingColumn
-from rich.syntax import Syntax
 from rich.table import Table
 
 from mcp_router.cli import CliState, console, err_console, pass_state
 from mcp_router import codeindex
 
 
-def _progress_bars() -> tuple[Progress, Any]:
+def _progress_bars() -> tuple[Any, Any]:
+    # rich.progress and rich.syntax (pygments) load here, not at import: `serve` starts through this module.
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, \
+        TimeElapsedColumn, TimeRemainingColumn
+
     bars = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description:<16}"),
@@ -112,6 +114,8 @@ def search_cmd(state: CliState, query: str, path_glob: str | None, language: str
     if not result.results:
         console.print(f"[yellow]no results[/] for {query!r}. {result.freshness}")
         return
+    from rich.syntax import Syntax
+
     for hit in result.results:
         title = f"[bold cyan]{hit.path}[/]:{hit.start_line}-{hit.end_line}"
         if hit.symbol:
@@ -152,14 +156,18 @@ def status_cmd(state: CliState, as_json: bool) -> None:
 @click.command("serve")
 @click.option("--http", "http", default=None, metavar="HOST:PORT", help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
 @click.option("--no-watch", is_flag=True, help="Do not run the file watcher inside the server.")
+@click.option("--root", "serve_root", type=click.Path(file_okay=False),
+              help="Repository to serve (default: $CLAUDE_PROJECT_DIR, then the repository of the working directory).")
 @pass_state
-def serve_cmd(state: CliState, http: str | None, no_watch: bool) -> None:
+def serve_cmd(state: CliState, http: str | None, no_watch: bool, serve_root: str | None) -> None:
     """Run the MCP server (stdio by default) for Claude Code, Cursor or any MCP client."""
     from mcp_router.config import root_from_env
     from mcp_router.server import build_server, configure_logging
 
     configure_logging(state.get("debug", False))
-    state["root"] = str(root_from_env(state.get("root")))
+    # An explicit --root (after `serve` or before it) is served as given; otherwise CLAUDE_PROJECT_DIR, then the cwd.
+    explicit = serve_root or state.get("root")
+    state["root"] = str(Path(explicit).expanduser().resolve()) if explicit else str(root_from_env(None))
     app = state.app()
     server = build_server(app, watch=not no_watch)
     if http:

@@ -8,20 +8,24 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from pydantic import BaseModel, Field
 
 from indexer.errors import UserError
-from indexer.index import IndexSettings, IndexStats, index_repo
-from indexer.lock import WriterLock, lock_holder
-from indexer.search import search
-from indexer.store import CodeStore
-from indexer.walker import IgnoreRules, WalkResult, check_file
 from mcp_router.app import App
+
+if TYPE_CHECKING:
+    from indexer.index import IndexSettings, IndexStats
+    from indexer.lock import WriterLock
+    from indexer.store import CodeStore
+
+# The indexer modules (chunker, search, walker, lock) are imported inside the functions that use them: the MCP server
+# imports this module for its result models, and its handshake must not pay for them.
 
 FRESHNESS_BUDGET_S = 0.5
 FRESHNESS_MAX_FILES = 200
+FRESHNESS_WAIT_S = 3.0  # how long a search waits for a watcher to index what just changed
 
 
 class CodeHit(BaseModel):
@@ -57,6 +61,8 @@ class IndexStatus(BaseModel):
     pending_changes: int = 0
     pending_files: list[str] = []
     watcher_running: bool = False
+    watcher: dict[str, Any] | None = Field(None, description="the running watcher's state, pending batch size, last "
+                                                              "update and chunks re-embedded/reused")
     writer: str | None = None
     disk_mb: float = 0.0
 
@@ -76,6 +82,8 @@ class ReindexResult(BaseModel):
 
 
 def settings_for(app: App) -> IndexSettings:
+    from indexer.index import IndexSettings
+
     c = app.config
     return IndexSettings(index_dir=app.index_dir, ignore=list(c.ignore), max_file_bytes=c.max_file_bytes,
                          chunk_chars=c.chunk_chars, ann_min_rows=c.ann_min_rows, batch_chunks=c.batch_chunks)
@@ -84,7 +92,14 @@ def settings_for(app: App) -> IndexSettings:
 def reindex(app: App, *, paths: list[str] | None = None, rebuild: bool = False,
             progress: Callable[[str, int, int], None] | None = None, lock: WriterLock | None = None) -> IndexStats:
     """Incrementally (re)index the repository, or only ``paths`` (root-relative or absolute inside the root)."""
+    from indexer.index import index_repo
+
     rel = [to_relative(app, p) for p in paths] if paths else None
+    from indexer.watcher import active_watcher
+
+    watcher = active_watcher(app.index_dir) if lock is None else None
+    if watcher is not None:  # this process's watcher holds the writer lock: run between its batches
+        return watcher.reindex(rel, rebuild=rebuild, progress=progress)
     return index_repo(app.root, settings_for(app), app.encoder, paths=rel, rebuild=rebuild, progress=progress, lock=lock)
 
 
@@ -116,6 +131,8 @@ def pending_changes(app: App, store: CodeStore, budget_s: float = FRESHNESS_BUDG
     Returns ``(paths, complete)``: ``complete`` is False when the scan ran out of time on a huge tree.
     """
     import os
+
+    from indexer.walker import IgnoreRules, WalkResult, check_file
 
     deadline = time.monotonic() + budget_s
     known = store.file_rows()
@@ -150,14 +167,31 @@ def pending_changes(app: App, store: CodeStore, budget_s: float = FRESHNESS_BUDG
 
 
 def open_store(app: App) -> CodeStore:
+    from indexer.store import CodeStore
+
     return CodeStore.open(app.index_dir)
 
 
 def freshen(app: App, store: CodeStore) -> str:
     """Reindex the few files changed since the last run (query-time freshness); return the one-line note."""
+    from indexer.lock import WriterLock, lock_holder
+    from indexer.watcher import active_watcher
+
     changed, complete = pending_changes(app, store)
     note = ""
-    if changed and len(changed) <= FRESHNESS_MAX_FILES:
+    watcher = active_watcher(app.index_dir)
+    holder = lock_holder(app.index_dir) if changed and watcher is None else None
+    if changed and len(changed) <= FRESHNESS_MAX_FILES and watcher is not None:
+        # The server's own watcher holds the lock: hand it the paths and let it index them now (no debounce).
+        if watcher.flush(changed, timeout=FRESHNESS_WAIT_S):
+            note = f"refreshed {len(changed)} changed file(s) before searching"
+            changed = []
+    elif changed and len(changed) <= FRESHNESS_MAX_FILES and holder and holder.get("role") == "watch":
+        # A watcher in another process owns the index and will pick these up within its quiet period: wait a little.
+        changed = _wait_for_watcher(app, store, changed, FRESHNESS_WAIT_S)
+        if not changed:
+            note = "waited for the watcher to index the changed files"
+    elif changed and len(changed) <= FRESHNESS_MAX_FILES:
         lock = WriterLock(app.index_dir, role="search refresh")
         if lock.acquire(wait=2.0):
             try:
@@ -177,7 +211,32 @@ def freshen(app: App, store: CodeStore) -> str:
     return "; ".join(parts)
 
 
+def _wait_for_watcher(app: App, store: CodeStore, paths: list[str], timeout: float) -> list[str]:
+    """Poll the index until another process's watcher has indexed ``paths``; return those still pending."""
+    import os
+
+    deadline = time.monotonic() + timeout
+    while True:
+        known = store.file_rows()
+        left = []
+        for rel in paths:
+            old = known.get(rel)
+            try:
+                st = os.stat(app.root / rel)
+            except OSError:
+                if old is not None:
+                    left.append(rel)  # deleted, still indexed
+                continue
+            if old is None or st.st_size != old["size"] or st.st_mtime_ns != old["mtime_ns"]:
+                left.append(rel)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
 def _age(store: CodeStore) -> str:
+    from indexer.store import CodeStore
+
     meta = CodeStore.read_meta(store.index_dir) or {}
     last = meta.get("last_indexed")
     if not last:
@@ -194,6 +253,8 @@ def search_code(app: App, query: str, *, k: int = 5, offset: int = 0, path_glob:
                 language: str | None = None, mode: str = "hybrid", refresh: bool = True,
                 max_chars: int | None = None) -> SearchResult:
     """Search the code index after refreshing files edited since the last update."""
+    from indexer.search import search
+
     store = open_store(app)
     freshness = freshen(app, store) if refresh else f"index updated {_age(store) or '?'} ago"
     page = search(store, app.encoder, query, k=k, offset=offset, path_glob=path_glob, language=language, mode=mode,
@@ -206,9 +267,17 @@ def search_code(app: App, query: str, *, k: int = 5, offset: int = 0, path_glob:
 
 def index_status(app: App) -> IndexStatus:
     """What is indexed, how old it is, what changed since, and whether a watcher/indexer is writing."""
+    from indexer.lock import lock_holder
+    from indexer.watcher import read_watch_status
+
     holder = lock_holder(app.index_dir) if app.index_dir.exists() else None
+    running = bool(holder and holder.get("role") == "watch")
+    live = read_watch_status(app.index_dir) if running else None
     base = IndexStatus(root=str(app.root), index_dir=str(app.index_dir), indexed=False,
-                       watcher_running=bool(holder and holder.get("role") == "watch"),
+                       watcher_running=running,
+                       watcher={k: live.get(k) for k in ("pid", "state", "observer", "pending", "batches",
+                                                         "last_update", "chunks_embedded", "chunks_reused",
+                                                         "last_error")} if live else None,
                        writer=f"{holder.get('role')} (pid {holder.get('pid')})" if holder else None)
     try:
         store = open_store(app)

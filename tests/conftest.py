@@ -42,3 +42,24 @@ def sample_repo(tmp_path: Path) -> Path:
     root = make_git_repo(tmp_path / "repo")
     shutil.copytree(FIXTURES / "languages", root / "src")
     return root
+
+
+# A few languages are enough for the server tests, and keep the one-off index build to a few seconds on 2 cores.
+INDEXED_SAMPLE_FILES = ("sample.py", "sample.go", "sample.ts", "sample.rs", "sample.md")
+
+
+@pytest.fixture(scope="session")
+def indexed_repo(tmp_path_factory: pytest.TempPathFactory, encoder) -> Path:
+    """A small real repository (five language fixtures under src/) with a real index, built once per session.
+
+    Shared: tests may read and search it, and reindex it only when nothing changed. Copy it to modify it.
+    """
+    from mcp_router import codeindex
+    from mcp_router.app import App
+
+    root = make_git_repo(tmp_path_factory.mktemp("indexed") / "repo")
+    (root / "src").mkdir()
+    for name in INDEXED_SAMPLE_FILES:
+        shutil.copy2(FIXTURES / "languages" / name, root / "src" / name)
+    codeindex.reindex(App(root))
+    return root

@@ -10,9 +10,63 @@ from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
+from indexer.errors import UserError
 from mcp_router import codeindex
+from mcp_router.app import App
 from mcp_router.codeindex import IndexStatus, ReindexResult, SearchResult
 from mcp_router.mcp_tools.common import Services, run_sync, tool_errors
+
+NO_INDEX = ("no index yet: call reindex (no arguments) to build it, or run `mcp-router index` in the repository; "
+            "then search again")
+
+# Overall progress of reindex, in percent: each phase fills its own band, so the value only ever increases.
+_PHASE_BANDS = {"scan": (1.0, 5.0), "parse": (5.0, 25.0), "embed": (25.0, 99.0)}
+
+
+def overall_percent(phase: str, done: int, total: int) -> float:
+    """Map one phase's ``done/total`` onto the whole run (1..99 %); an unknown total counts as the band's start."""
+    lo, hi = _PHASE_BANDS.get(phase, (1.0, 1.0))
+    frac = min(1.0, done / total) if total else 0.0
+    return round(lo + (hi - lo) * frac, 2)
+
+
+def require_index(app: App) -> None:
+    """`UserError` with what to do when the repository has no index yet (checked before waiting for the model)."""
+    from indexer.store import CodeStore
+
+    if CodeStore.read_meta(app.index_dir) is None:
+        raise UserError(NO_INDEX)
+    try:
+        codeindex.open_store(app)
+    except UserError:
+        raise UserError(NO_INDEX) from None
+
+
+def reindex_scope(app: App, path: str | None) -> list[str] | None:
+    """The root-relative files a ``reindex(path)`` call covers (None: everything).
+
+    A folder covers the files under it now *and* the indexed files under it that were deleted since.
+    """
+    if not path or not path.strip():
+        return None
+    rel = codeindex.to_relative(app, path.strip())
+    if rel in ("", "."):
+        return None
+    target = app.root / rel
+    known: list[str] = []
+    try:
+        known = list(codeindex.open_store(app).file_rows())
+    except UserError:
+        pass
+    if target.is_dir():
+        prefix = rel.rstrip("/") + "/"
+        found = {p.relative_to(app.root).as_posix() for p in target.rglob("*") if p.is_file()}
+        found.update(k for k in known if k.startswith(prefix))
+        return sorted(found)
+    if target.is_file() or rel in known:
+        return [rel]
+    raise UserError(f"{path} does not exist in the repository {app.root}: give an existing file or folder, "
+                    "or omit path to reindex everything")
 
 SEARCH_DESCRIPTION = """Find code in this repository by meaning or by name: hybrid semantic + keyword search over an \
 AST-chunked index (functions, methods, classes), refreshed for files edited since the last update.
@@ -50,9 +104,18 @@ def register(server: MCPServer, services: Services) -> None:
         k: Annotated[int, Field(ge=1, le=50, description="results per page")] = 8,
         offset: Annotated[int, Field(ge=0, description="skip this many results (from next_offset)")] = 0,
     ) -> SearchResult:
+        if not query.strip():
+            raise UserError("query is empty: describe the code you are looking for, or give an identifier")
+        await run_sync(require_index, app)
         await services.encoder_ready(ctx)
-        return await run_sync(lambda: codeindex.search_code(app, query, k=k, offset=offset, path_glob=path_glob,
-                                                            language=language))
+        result = await run_sync(lambda: codeindex.search_code(app, query, k=k, offset=offset, path_glob=path_glob,
+                                                              language=language))
+        if not result.results and language and offset == 0:
+            indexed = await run_sync(lambda: codeindex.index_status(app).languages)
+            if language.lower() not in indexed:
+                raise UserError(f"no file in the index is in language {language!r}: use one of "
+                                f"{', '.join(sorted(indexed)) or '(none indexed yet)'}, or omit language")
+        return result
 
     @server.tool(title="Index status", description=STATUS_DESCRIPTION,
                  annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
@@ -68,13 +131,8 @@ def register(server: MCPServer, services: Services) -> None:
         ctx: Context,
         path: Annotated[str | None, Field(description="a file or folder inside the repository; omit for everything")] = None,
     ) -> ReindexResult:
+        paths = await run_sync(reindex_scope, app, path)
         await services.encoder_ready(ctx)
-        paths = None
-        if path:
-            rel = codeindex.to_relative(app, path)
-            target = app.root / rel
-            paths = [p.relative_to(app.root).as_posix() for p in target.rglob("*") if p.is_file()] \
-                if target.is_dir() else [rel]
         state = {"phase": "scan", "done": 0, "total": 0}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -84,10 +142,10 @@ def register(server: MCPServer, services: Services) -> None:
             last = None
             while not stop.is_set():
                 snap = (state["phase"], state["done"], state["total"])
-                if snap != last:
-                    last = snap
-                    await ctx.report_progress(snap[1], snap[2] or None, f"{snap[0]}: {snap[1]}"
-                                              + (f"/{snap[2]}" if snap[2] else ""))
+                pct = overall_percent(*snap)
+                if last is None or pct > last:
+                    last = pct
+                    await ctx.report_progress(pct, 100, f"{snap[0]}: {snap[1]}" + (f"/{snap[2]}" if snap[2] else ""))
                 with anyio.move_on_after(0.2):
                     await stop.wait()
 
@@ -98,7 +156,7 @@ def register(server: MCPServer, services: Services) -> None:
                 stats = await run_sync(lambda: codeindex.reindex(app, paths=paths, progress=progress))
             finally:
                 stop.set()
-        await ctx.report_progress(1, 1, "done")
+        await ctx.report_progress(100, 100, "done")
         return codeindex.reindex_result(stats)
 
     @server.resource("mcp-router://index/status", name="index-status", title="Code index status",

@@ -32,18 +32,40 @@ class Services:
         self._warm_thread: threading.Thread | None = None
         self._warm_error: BaseException | None = None
         self._warm_done = threading.Event()
+        self._warm_wanted = threading.Event()  # set: load now (a tool needs the model, or the delay is over)
+        self._warm_cancelled = False
         self._extras: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def start_warmup(self) -> None:
-        """Load the model in the background (idempotent)."""
+    def start_warmup(self, delay: float = 0.0) -> None:
+        """Load the model in the background (idempotent).
+
+        ``delay``: start loading only after this many seconds, so the load (imports and ONNX session set-up hold the
+        GIL) does not compete with the client's handshake; a later call with no delay (any tool that needs the
+        model) starts it at once.
+        """
+        if delay <= 0:
+            self._warm_wanted.set()
         with self._lock:
             if self._warm_thread is not None:
                 return
-            self._warm_thread = threading.Thread(target=self._warm, name="mcp-router-warmup", daemon=True)
+            self._warm_thread = threading.Thread(target=self._warm, args=(delay,), name="mcp-router-warmup",
+                                                 daemon=True)
             self._warm_thread.start()
 
-    def _warm(self) -> None:
+    def wait_warmup(self, timeout: float) -> None:
+        """At shutdown: cancel a load not begun yet, else wait for it (exiting under it aborts the process)."""
+        self._warm_cancelled = True
+        self._warm_wanted.set()
+        thread = self._warm_thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _warm(self, delay: float = 0.0) -> None:
+        self._warm_wanted.wait(delay)
+        if self._warm_cancelled:
+            self._warm_done.set()
+            return
         try:
             self.app.encoder.load()
         except BaseException as exc:  # noqa: BLE001 - reported to the first tool that needs the model
@@ -58,7 +80,10 @@ class Services:
         waited = 0.0
         while not self._warm_done.is_set():
             if ctx is not None:
-                await ctx.report_progress(0, None, "loading the embedding model")
+                # Progress must increase with every notification (MCP spec); stay below 1 so a tool's own progress
+                # that follows (reindex counts from 1) keeps increasing too.
+                await ctx.report_progress(waited / (waited + 10.0), None,
+                                          f"loading the embedding model ({waited:.0f}s)")
             await anyio.sleep(0.25)
             waited += 0.25
         if self._warm_error is not None:
@@ -94,7 +119,9 @@ def tool_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
                 "Retry once; if it fails again, tell the user."
             ) from None
 
-    wrapper.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    # eval_str: tool modules use `from __future__ import annotations`; the SDK reads this signature as is, so string
+    # annotations must be resolved here, in the tool module's globals, or the output schema is silently dropped.
+    wrapper.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
     return wrapper
 
 
