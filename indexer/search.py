@@ -28,7 +28,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*(?:(?:\.|::|#|->)[A-Za-z_$][\w$]*)*(?
 class Weights:
     """Fusion weights (fitted on the CoSQA dev split, see benchmarks/bench_cosqa.py)."""
 
-    bm25: float = 0.15
+    bm25: float = 0.1
     identifier: float = 1.0
     candidates: int = 60
 

@@ -114,10 +114,10 @@ def test_identifier_detection() -> None:
 
 
 def test_fusion_is_score_based() -> None:
-    cos = np.array([0.60, 0.55, 0.20], dtype=np.float32)
+    cos = np.array([0.60, 0.57, 0.20], dtype=np.float32)
     bm = np.array([0.0, 10.0, 20.0], dtype=np.float32)
     defs = np.zeros(3, dtype=np.float32)
-    hybrid = fuse_scores(cos, bm, defs, Weights(bm25=0.15), "hybrid")
+    hybrid = fuse_scores(cos, bm, defs, Weights(bm25=0.1), "hybrid")
     # A strong keyword match lifts a close dense candidate, but cannot carry a dense miss past both.
     assert list(np.argsort(-hybrid)) == [1, 0, 2]
     assert list(np.argsort(-fuse_scores(cos, bm, defs, Weights(), "dense"))) == [0, 1, 2]
