@@ -22,7 +22,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.bench_tools_bfcl import latency, print_table, recall_metrics, rejection_at_keep, rrf, score_matrix  # noqa: E402
+from benchmarks.bench_tools_bfcl import (  # noqa: E402
+    apply_calibrated,
+    encode_cached,
+    latency,
+    print_table,
+    recall_metrics,
+    rejection_at_keep,
+    rejection_features,
+    rrf,
+    score_matrix,
+)
 from indexer.encoder import get_encoder  # noqa: E402
 from tools.filter import expand_abbreviations  # noqa: E402
 from tools.index import ToolIndex  # noqa: E402
@@ -50,7 +60,7 @@ def main() -> int:
         raise SystemExit(f"gold tools not in the catalogue: {missing}")
     w = index.weights
     texts = [expand_abbreviations(r["query"]) for r in reqs]
-    qvecs = get_encoder().encode(texts)
+    qvecs = encode_cached(texts)
     dense, lex, fused = score_matrix(snap, qvecs, texts, w)
     rel = np.array([i for i, r in enumerate(reqs) if r["gold"]])
     irr = np.array([i for i, r in enumerate(reqs) if not r["gold"]])
@@ -62,8 +72,30 @@ def main() -> int:
         _, kept, rej = rejection_at_keep(s[rel], s[irr])
         return {**recall_metrics(order[rel], gold), "rejection": rej, "kept": kept}
 
+    def auc(s: np.ndarray) -> float:
+        """Share of (relevant, no-tool) request pairs the score orders correctly (ties count half)."""
+        r, i = s[rel][:, None], s[irr][None, :]
+        return 100 * float(np.mean((r > i) + 0.5 * (r == i)))
+
     results = {"BM25F (fields)": evaluate(lex), "dense": evaluate(dense), "RRF of the two": evaluate(rrf(dense, lex)),
                "fused (product)": evaluate(fused)}
+    for r, m in zip(results.values(), (lex, dense, rrf(dense, lex), fused)):
+        r["no-tool AUC"] = auc(m.max(1))
+    # The BFCL-fitted 'needs a tool' experiments (tools_bfcl.json), applied unchanged to this catalogue.
+    bfcl_json = args.out.parent / "tools_bfcl.json"
+    if bfcl_json.exists():
+        feats = rejection_features(snap, dense, lex, fused, texts)
+        for name, r in json.loads(bfcl_json.read_text())["results"].items():
+            if name == "fused (product)":
+                best = fused.max(1)
+                results[name]["kept at BFCL bar"] = 100 * float(np.mean(best[rel] >= r["bar"]))
+                results[name]["rejected at BFCL bar"] = 100 * float(np.mean(best[irr] < r["bar"]))
+            elif "model" in r:
+                s = apply_calibrated(feats, r["model"])
+                _, kept, rej = rejection_at_keep(s[rel], s[irr])
+                results[name] = {**results["fused (product)"], "rejection": rej, "kept": kept, "no-tool AUC": auc(s),
+                                 "kept at BFCL bar": 100 * float(np.mean(s[rel] >= r["bar"])),
+                                 "rejected at BFCL bar": 100 * float(np.mean(s[irr] < r["bar"]))}
     best = fused.max(1)
     top5 = np.argsort(-fused, axis=1)[:, :5]
     returned = np.array([int(snap.tokens[top5[i]].sum()) if best[i] >= w.min_score else 0 for i in range(len(reqs))])
@@ -74,7 +106,8 @@ def main() -> int:
     lat = latency(snap, qvecs, texts)
     print_table(f"Own MCP catalogue: {len(snap)} tools from {len(files)} servers, {len(rel)} relevant / "
                 f"{len(irr)} no-tool requests", list(results.items()),
-                ["R@1", "R@3", "R@5", "R@10", "all@5", "rejection", "kept"])
+                ["R@1", "R@3", "R@5", "R@10", "all@5", "rejection", "kept", "no-tool AUC", "kept at BFCL bar",
+                 "rejected at BFCL bar"])
     print(f"product default bar {w.min_score}: relevant kept {default_bar['relevant_kept']:.1f}%, "
           f"no-tool rejected {default_bar['no_tool_rejected']:.1f}%")
     print(f"tokens: catalogue ~{tokens['catalogue_tokens']:,}; returned per relevant request "
