@@ -254,7 +254,8 @@ def _commit_batch(store: CodeStore, encoder: Encoder, dim: int, batch: list[tupl
         first: dict[str, int] = {}
         for i in missing:
             first.setdefault(hashes[i], i)
-        order = list(first.values())
+        # Longest-first, so each encoder batch holds texts of similar length (little padding), as raw encode() does.
+        order = sorted(first.values(), key=lambda i: -len(texts[i]))
         t = time.perf_counter()
         new = np.zeros((len(order), dim), dtype=np.float32)
         step = 32
