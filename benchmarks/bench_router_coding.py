@@ -1,0 +1,66 @@
+"""Coding routes: the shipped registry on the labelled coding dev set (fixtures/routing/coding_dev.jsonl).
+
+    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_dev.jsonl]
+
+Routes and thresholds come only from mcp_router/data/routes.yaml (self-calibrated by k-fold on its utterances and
+out-of-scope examples); the dev set was written separately and is never used for fitting here.
+Reports intent accuracy, OOS P/R, tier accuracy and the under-routing rate (tier below the label), plus the decision
+latency (batched encode amortised). Writes benchmarks/results/router_coding.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _routing_data import REPO, write_result  # noqa: E402
+from indexer.encoder import get_encoder  # noqa: E402
+from mcp_router.routing import Router, load_registry  # noqa: E402
+from mcp_router.routing.evaluation import evaluation_report, load_labelled  # noqa: E402
+
+console = Console()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_dev.jsonl"))
+    args = ap.parse_args()
+    rows = load_labelled(Path(args.data))
+    with tempfile.TemporaryDirectory() as tmp:
+        router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp))
+        t = time.perf_counter()
+        router.warm()
+        build_s = time.perf_counter() - t
+        decisions = router.route_batch([r.query for r in rows])
+        single = [router.route(r.query, record=False).latency_ms for r in rows[:100]]
+    rep = evaluation_report(rows, decisions, router.registry.route_names, router.registry.tier_names)
+    single.sort()
+    rep["single_query_latency_ms_p50"] = single[len(single) // 2]
+    rep["cold_build_seconds"] = round(build_s, 1)
+    rep["data"] = args.data
+    rep["date"] = time.strftime("%Y-%m-%d")
+    tab = Table(title=f"coding dev set ({rep['rows']} queries)")
+    for col in ("metric", "value", "target"):
+        tab.add_column(col)
+    tab.add_row("intent accuracy (incl. none)", f"{rep['accuracy']:.1%}", ">= 90%")
+    tab.add_row("in-scope intent accuracy", f"{rep['in_scope_accuracy']:.1%}", "")
+    tab.add_row("OOS precision / recall", f"{rep['oos']['precision']:.1%} / {rep['oos']['recall']:.1%}", "")
+    tab.add_row("tier accuracy", f"{rep['tier_accuracy']:.1%}", "")
+    tab.add_row("under-routing rate", f"{rep['under_routing_rate']:.1%}", "<= 5%")
+    tab.add_row("over-routing rate", f"{rep['over_routing_rate']:.1%}", "")
+    tab.add_row("single-query decision p50", f"{rep['single_query_latency_ms_p50']:.1f} ms", "")
+    console.print(tab)
+    console.print(f"wrote {write_result('router_coding', rep)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+"""`Router`: one query in, one `RouteDecision` out (route, tier, model, confidence, why), in milliseconds.
+
+Pipeline for one query (one encode; everything else is regexes and two small matrix-vector products):
+1. rules: regex/keyword pins and blocks from the registry;
+2. semantic scoring (`scoring.decide`): best route, confidence, margin, runner-up, or out of scope;
+3. complexity signal: scope, paste length, reasoning cues move the tier from the route's default;
+4. feedback kNN: past outcomes of similar queries lift or lower the tier;
+5. session signal: "that didn't work" escalates; a short follow-up keeps the task's tier;
+6. privacy: secrets or PII force the configured local tier (last, so nothing overrides it).
+The same object serves the CLI, the MCP tools and library users.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from indexer.errors import UserError
+from mcp_router.routing import scoring
+from mcp_router.routing.registry import Registry, cached_embeddings, load_registry
+from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
+
+log = logging.getLogger(__name__)
+
+MODEL_VERSION = 3  # bump when the scorer changes, so cached models are rebuilt
+
+
+class RouteDecision(BaseModel):
+    """Where one query should go, and why."""
+
+    route: str | None = Field(description="the matched route (intent), or null when the query is out of scope")
+    tier: str = Field(description="the model tier to use: slm, srm, llm or lrm (cheapest first)")
+    model: str = Field(description="the model id configured for that tier")
+    confidence: float = Field(description="0-1: how sure the router is that the route is right and in scope")
+    margin: float = Field(description="route probability minus the runner-up's; small margins are ambiguous")
+    runner_up: str | None = Field(None, description="the second most likely route")
+    route_tier: str = Field(description="the route's default tier before signals moved it")
+    signals: list[str] = Field(default_factory=list, description="the signals and rules that fired")
+    private: bool = Field(False, description="true when secrets or personal data were found: forced to the local tier")
+    reason: str = Field(description="one line explaining the decision")
+    latency_ms: float = Field(description="time taken for the decision, embedding included")
+
+
+class Router:
+    """Routes queries with a validated `Registry` and a shared encoder.
+
+    Args:
+        registry: tiers and routes (`load_registry`).
+        encoder: anything with ``encode(list[str]) -> (n, d)`` unit vectors and ``model_id`` (the shared `Encoder`).
+        cache_dir: where route embeddings, the fitted model and fitted thresholds live.
+        db: a LanceDB connection for the decision log and feedback (None: neither is kept).
+        log_queries: store the query text in the log (off by default; a keyed hash is always stored).
+    """
+
+    def __init__(self, registry: Registry, encoder: Any, *, cache_dir: Path | None = None, db: Any = None,
+                 log_queries: bool = False, telemetry: bool = True, feedback_k: int = 10,
+                 feedback_min_similarity: float = 0.8) -> None:
+        from indexer.encoder import cache_root
+
+        self.registry = registry
+        self.encoder = encoder
+        self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "routing"
+        self.db = db
+        self.feedback_k = feedback_k
+        self.feedback_min_similarity = feedback_min_similarity
+        self._model: scoring.RouteModel | None = None
+        self._lock = threading.Lock()
+        self._feedback: Any = None
+        self._log: Any = None
+        self._salt: bytes | None = None
+        self._telemetry = telemetry and db is not None
+        self._log_queries = log_queries
+        self._recent: OrderedDict[str, str] = OrderedDict()  # query hash -> tier, for session history
+        self._pins = [(i, [re.compile(p, re.IGNORECASE) for p in r.regex], r.keywords)
+                      for i, r in enumerate(registry.routes)]
+        self._blocks = [(i, [re.compile(p, re.IGNORECASE) for p in r.block_regex], r.block_keywords)
+                        for i, r in enumerate(registry.routes)]
+
+    # -- construction ---------------------------------------------------------------------------------------------
+    @classmethod
+    def from_app(cls, app: Any) -> "Router":
+        """The router of a repository: default registry + the repo's own, caches in its index folder.
+
+        Settings (``[tool.mcp-router.routing]``): ``registry`` (path of the user registry, default
+        ``.mcp-router/routes.yaml``), ``log_queries`` (false), ``telemetry`` (true), ``feedback_k`` (10),
+        ``feedback_min_similarity`` (0.8).
+        """
+        cfg = dict(app.config.routing or {})
+        known = {"registry", "log_queries", "telemetry", "feedback_k", "feedback_min_similarity", "tokens_per_call"}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise UserError(f"unknown routing setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
+        user = cfg.get("registry")
+        paths: list[Path] = []
+        if user:
+            p = Path(user).expanduser()
+            p = p if p.is_absolute() else app.root / p
+            if not p.is_file():
+                raise UserError(f"routing.registry points to {p}, which does not exist: create it or fix the setting")
+            paths.append(p)
+        elif (app.index_dir / "routes.yaml").is_file():
+            paths.append(app.index_dir / "routes.yaml")
+        registry = load_registry(paths)
+        return cls(registry, app.encoder, cache_dir=app.index_dir / "routing", db=app.db(),
+                   log_queries=bool(cfg.get("log_queries", False)), telemetry=bool(cfg.get("telemetry", True)),
+                   feedback_k=int(cfg.get("feedback_k", 10)),
+                   feedback_min_similarity=float(cfg.get("feedback_min_similarity", 0.8)))
+
+    # -- the model ------------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> scoring.RouteModel:
+        """The fitted scorer; built from cached embeddings on first use (and cached on disk itself)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._build_model()
+        return self._model
+
+    def _model_key(self) -> str:
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self.encoder.model_id).name)
+        return f"model-v{MODEL_VERSION}-{safe}-{self.registry.content_hash()}"
+
+    def _build_model(self) -> scoring.RouteModel:
+        path = self.cache_dir / f"{self._model_key()}.npz"
+        model = _load_model(path, self.registry.route_names)
+        if model is None:
+            texts, labels = self.registry.training_texts()
+            x = cached_embeddings(texts, self.encoder, self.cache_dir)
+            neg = cached_embeddings(self.registry.out_of_scope, self.encoder, self.cache_dir)
+            model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg)
+            _save_model(path, model)
+        fitted = self._read_fitted()
+        if fitted is not None:
+            model.acceptor = scoring.Acceptor.from_dict(fitted["acceptor"])
+            model.threshold = float(fitted["threshold"])
+            model.route_thresholds = {self.registry.route_names.index(k): float(v)
+                                      for k, v in fitted.get("route_thresholds", {}).items()
+                                      if k in self.registry.route_names}
+        for i, r in enumerate(self.registry.routes):
+            if r.threshold is not None:  # an explicit threshold in the registry wins over fitted ones
+                model.route_thresholds[i] = r.threshold
+        return model
+
+    @property
+    def fitted_path(self) -> Path:
+        return self.cache_dir / "fitted.json"
+
+    def _read_fitted(self) -> dict | None:
+        try:
+            data = json.loads(self.fitted_path.read_text())
+        except (OSError, ValueError):
+            return None
+        if data.get("model_key") != self._model_key():
+            log.warning("ignoring %s: it was fitted for another registry or model; rerun `mcp-router fit`",
+                        self.fitted_path)
+            return None
+        return data
+
+    def warm(self) -> "Router":
+        """Load the encoder and build the scorer now (otherwise done on the first query)."""
+        if hasattr(self.encoder, "load"):
+            self.encoder.load()
+        _ = self.model
+        return self
+
+    # -- deciding -------------------------------------------------------------------------------------------------
+    def route(self, query: str, history: Sequence[str | dict | SessionTurn] | None = None, *,
+              record: bool = True) -> RouteDecision:
+        """Decide the route and tier of ``query``.
+
+        ``history`` holds the previous user turns, oldest first: strings, or ``{"query": ..., "tier": ...}`` when the
+        tier used is known. Turns this router decided before are recognised by hash.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise UserError("the query is empty: pass the user's request text")
+        self.warm()  # load/build outside the timed part: latency_ms measures the decision, not start-up
+        t0 = time.perf_counter()
+        turns = self._turns(history)
+        unknown = [i for i, t in enumerate(turns) if t.tier is None]
+        vecs = self.encoder.encode([query] + [turns[i].query for i in unknown])
+        for j, i in enumerate(unknown):
+            turns[i].tier = self._decide(turns[i].query, vecs[j + 1], [])[0].tier
+        decision, qhash = self._decide(query, vecs[0], turns, t0)
+        if record:
+            self._remember(qhash, decision.tier)
+            self._record(decision, query, qhash)
+        return decision
+
+    def route_batch(self, queries: Sequence[str]) -> list[RouteDecision]:
+        """Decide many independent queries with one batched encode (evaluation); nothing is logged."""
+        self.warm()
+        t0 = time.perf_counter()
+        vecs = self.encoder.encode(list(queries))
+        per_query = (time.perf_counter() - t0) / max(len(queries), 1)
+        out = []
+        for q, v in zip(queries, vecs):
+            d = self._decide(q, v, [], time.perf_counter())[0]
+            d.latency_ms = round(d.latency_ms + per_query * 1000, 3)  # amortised share of the batched encode
+            out.append(d)
+        return out
+
+    def _turns(self, history: Sequence[str | dict | SessionTurn] | None) -> list[SessionTurn]:
+        turns: list[SessionTurn] = []
+        for h in list(history or [])[-3:]:
+            if isinstance(h, SessionTurn):
+                turns.append(SessionTurn(h.query, h.tier))
+            elif isinstance(h, dict):
+                q = str(h.get("query") or h.get("text") or "")
+                tier = h.get("tier")
+                if tier is not None and tier not in self.registry.tiers:
+                    raise UserError(f"history tier {tier!r} is unknown: use one of {', '.join(self.registry.tiers)}")
+                if q.strip():
+                    turns.append(SessionTurn(q, tier))
+            elif isinstance(h, str) and h.strip():
+                turns.append(SessionTurn(h, None))
+        for t in turns:
+            if t.tier is None:
+                t.tier = self._recent.get(self._hash(t.query))
+        return turns
+
+    def _decide(self, query: str, x: np.ndarray, turns: list[SessionTurn],
+                t0: float | None = None) -> tuple[RouteDecision, str]:
+        t0 = t0 if t0 is not None else time.perf_counter()
+        reg, model = self.registry, self.model
+        tiers = reg.tier_names
+        fired: list[str] = []
+        low = query.lower()
+        pinned = [i for i, pats, kws in self._pins if any(p.search(query) for p in pats) or any(k in low for k in kws)]
+        blocked = [i for i, pats, kws in self._blocks if any(p.search(query) for p in pats) or any(k in low for k in kws)]
+        d = scoring.decide(model, x, blocked)
+        route_i = d["route"]
+        pinned = [i for i in pinned if i not in blocked]
+        if pinned:
+            route_i = max(pinned, key=lambda i: d["probability"] if i == d["best"] else 0.0)
+            fired.append(f"rule:pin:{reg.routes[route_i].name}")
+        for i in blocked:
+            fired.append(f"rule:block:{reg.routes[i].name}")
+        route = reg.routes[route_i] if route_i >= 0 else None
+        runner = d["runner_up"] if route_i == d["best"] else d["best"]
+        runner_name = reg.routes[runner].name if runner >= 0 and runner != route_i else None
+        base = route.tier if route else reg.fallback
+        tier_i = tiers.index(base)
+        why: list[str] = []
+
+        cx = complexity_signal(query)
+        if cx.delta:
+            tier_i += cx.delta
+            fired += [f"complexity:{f}" for f in cx.fired]
+            why.append(f"{'+' if cx.delta > 0 else ''}{cx.delta} for {', '.join(cx.fired)}")
+        tier_i = int(np.clip(tier_i, 0, len(tiers) - 1))
+
+        if self.feedback is not None and len(self.feedback):
+            shift, support, mean = self.feedback.shift(x, tier_i, self.feedback_k, self.feedback_min_similarity)
+            if shift:
+                tier_i = int(np.clip(tier_i + shift, 0, len(tiers) - 1))
+                fired.append(f"feedback:{'+' if shift > 0 else ''}{shift} ({support} similar outcomes)")
+                why.append(f"{'+' if shift > 0 else ''}{shift} from {support} similar past outcomes")
+
+        ss = session_signal(query, turns, tiers)
+        if ss.keep_tier or ss.escalate:
+            floor = tiers.index(ss.keep_tier) if ss.keep_tier else tier_i
+            new = max(tier_i, floor) + (1 if ss.escalate else 0)
+            new = int(np.clip(new, 0, len(tiers) - 1))
+            if new != tier_i or ss.escalate:
+                why.append(", ".join(ss.fired))
+            tier_i = new
+            fired += ss.fired
+
+        private = privacy_signal(query)
+        if private:
+            tier_i = tiers.index(reg.local_tier)
+            fired += [f"privacy:{p}" for p in private]
+            why.append(f"forced to local tier {reg.local_tier}: the query contains {', '.join(private)}")
+
+        tier = tiers[tier_i]
+        if route is None:
+            head = (f"out of scope (best guess {reg.routes[d['best']].name}, confidence {d['confidence']:.2f} "
+                    f"< {d['threshold']:.2f}) -> fallback tier {base}")
+        else:
+            head = f"{route.name} (confidence {d['confidence']:.2f}, margin {d['margin']:.2f}"
+            head += f" over {runner_name})" if runner_name else ")"
+            head += f" -> {base}"
+        reason = head + (f"; {'; '.join(why)} -> {tier}" if why and tier != base else ("; " + "; ".join(why) if why else ""))
+        decision = RouteDecision(
+            route=route.name if route else None, tier=tier, model=reg.tiers[tier].model,
+            confidence=round(d["confidence"], 4), margin=round(d["margin"], 4), runner_up=runner_name,
+            route_tier=base, signals=fired, private=bool(private), reason=reason,
+            latency_ms=round((time.perf_counter() - t0) * 1000, 3),
+        )
+        return decision, self._hash(query)
+
+    # -- feedback, telemetry --------------------------------------------------------------------------------------
+    @property
+    def feedback(self) -> Any:
+        """The feedback store (None without a database)."""
+        if self._feedback is None and self.db is not None:
+            from mcp_router.routing.feedback import FeedbackStore
+
+            dim = int(self.model.cents.shape[1])
+            self._feedback = FeedbackStore(self.db, self.registry.tier_names, dim)
+        return self._feedback
+
+    def record_feedback(self, query: str, tier: str, outcome: str, route: str | None = None) -> dict:
+        """Record whether ``tier`` was enough for ``query`` (ok, too_weak, overkill). Similar queries learn from it."""
+        if self.feedback is None:
+            raise UserError("feedback needs an index folder: run inside a repository (or pass --root)")
+        if not query.strip():
+            raise UserError("the query is empty: pass the text of the request the feedback is about")
+        if route is not None and route != "none":
+            self.registry.route(route)
+        x = self.encoder.encode([query])[0]
+        need = self.feedback.add(x, query_hash=self._hash(query), route=route, tier=tier, outcome=outcome)
+        return {"recorded": True, "tier": tier, "outcome": outcome, "needed_tier": need,
+                "feedback_rows": len(self.feedback)}
+
+    def _hash(self, query: str) -> str:
+        from mcp_router.routing.telemetry import hash_query, query_salt
+
+        if self._salt is None:
+            self._salt = query_salt(self.cache_dir)
+        return hash_query(query, self._salt)
+
+    def _remember(self, qhash: str, tier: str) -> None:
+        self._recent[qhash] = tier
+        self._recent.move_to_end(qhash)
+        while len(self._recent) > 256:
+            self._recent.popitem(last=False)
+
+    @property
+    def decision_log(self) -> Any:
+        if self._log is None and self._telemetry:
+            from mcp_router.routing.telemetry import DecisionLog
+
+            self._log = DecisionLog(self.db, log_queries=self._log_queries)
+        return self._log
+
+    def _record(self, decision: RouteDecision, query: str, qhash: str) -> None:
+        if self.decision_log is None:
+            return
+        tiers = self.registry.tiers
+        top = max(t.price for t in tiers.values())
+        try:
+            self.decision_log.record(decision, query, qhash, top, tiers[decision.tier].price)
+        except Exception as exc:  # noqa: BLE001 - logging must never fail a decision
+            log.warning("could not write the decision log: %s", exc)
+
+    def flush(self) -> None:
+        """Write buffered telemetry rows now."""
+        if self._log is not None:
+            self._log.flush()
+
+    # -- fitting --------------------------------------------------------------------------------------------------
+    def fit(self, queries: Sequence[str], routes: Sequence[str | None], *, per_route: bool = True) -> dict:
+        """Fit the acceptor and global/per-route thresholds on labelled queries (route None = out of scope).
+
+        The classifier stays trained on the registry utterances; the labelled data only calibrates when to trust it,
+        so a small file cannot overfit the routes. Writes ``fitted.json`` next to the model; returns a summary.
+        """
+        names = self.registry.route_names
+        labels = np.array([-1 if r in (None, "", "none", "oos") else _index(names, r) for r in routes])
+        if len(labels) < 10:
+            raise UserError(f"only {len(labels)} labelled queries: fitting needs at least 10 (better 100+)")
+        model = self.model
+        x = self.encoder.encode(list(queries))
+        probs, feats = scoring.route_scores(x, model.w, model.b, model.cents, model.has_reject)
+        pred = probs.argmax(axis=1)
+        before = scoring.balanced_accuracy(scoring.apply_threshold(pred, model.acceptor.score(feats), model.threshold,
+                                                                   model.route_thresholds), labels)
+        is_oos = labels < 0
+        acceptor = scoring.fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
+        accept = acceptor.score(feats)
+        thr = scoring.fit_threshold(pred, accept, labels) if is_oos.any() else model.threshold
+        per = scoring.fit_route_thresholds(pred, accept, labels, thr, min_rows=10) if per_route and is_oos.any() else {}
+        after = scoring.balanced_accuracy(scoring.apply_threshold(pred, accept, thr, per), labels)
+        data = {"model_key": self._model_key(), "acceptor": acceptor.to_dict(), "threshold": thr,
+                "route_thresholds": {names[i]: t for i, t in per.items()}, "rows": int(len(labels)),
+                "oos_rows": int(is_oos.sum()), "balanced_accuracy_before": before, "balanced_accuracy_after": after}
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.fitted_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.fitted_path)
+        self._model = None  # rebuild with the new thresholds
+        return {k: v for k, v in data.items() if k != "acceptor"} | {"path": str(self.fitted_path)}
+
+
+def _index(names: list[str], route: str) -> int:
+    try:
+        return names.index(route)
+    except ValueError:
+        raise UserError(f"label {route!r} is not a route: use one of {', '.join(names)} or none") from None
+
+
+def _save_model(path: Path, m: scoring.RouteModel) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, w=m.w, b=m.b, cents=m.cents, has_reject=np.array(m.has_reject),
+             names=np.array(json.dumps(m.names)), acceptor=np.array(json.dumps(m.acceptor.to_dict())),
+             threshold=np.array(m.threshold))
+    tmp.replace(path)
+
+
+def _load_model(path: Path, names: list[str]) -> scoring.RouteModel | None:
+    try:
+        with np.load(path) as z:
+            if json.loads(str(z["names"])) != names:
+                return None
+            return scoring.RouteModel(names, z["w"], z["b"], z["cents"], bool(z["has_reject"]),
+                                      scoring.Acceptor.from_dict(json.loads(str(z["acceptor"]))),
+                                      float(z["threshold"]))
+    except (OSError, KeyError, ValueError):
+        return None

@@ -1,0 +1,224 @@
+"""The router end to end with the real embedded model: decisions, out of scope, session, privacy, feedback,
+telemetry, the CLI (click's CliRunner) and the two MCP tools in both protocol eras."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mcp_router.app import App
+from mcp_router.routing import Router, load_registry
+from mcp_router.routing.telemetry import read_log
+
+CLEAR = {
+    "syntax_help": ["what's the syntax for a lambda in kotlin", "how do I write a for loop over a range in rust"],
+    "debugging": ["TypeError: 'NoneType' object is not subscriptable when I index the result",
+                  "my node server crashes with ECONNREFUSED when it starts"],
+    "test_writing": ["write pytest unit tests for the date parser", "add jest tests for this reducer"],
+    "architecture": ["design a scalable architecture for a chat service with millions of users"],
+    "security": ["is this login endpoint vulnerable to SQL injection"],
+    "performance": ["this database query is very slow, how do I speed it up"],
+    "devops": ["write a github actions workflow that deploys to kubernetes"],
+    "documentation": ["write a docstring for this function"],
+    "code_review": ["please review my pull request"],
+    "refactoring": ["refactor this long function into smaller ones"],
+    "code_generation": ["write a python function that merges two sorted lists"],
+}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One route-model cache for the module: the model is fitted once, then copied into each test's index folder."""
+    return tmp_path_factory.mktemp("routing-cache")
+
+
+@pytest.fixture
+def app(tmp_path: Path, shared_cache: Path, encoder) -> App:  # noqa: ANN001 - the conftest encoder fixture
+    (tmp_path / ".git").mkdir()
+    target = tmp_path / ".mcp-router" / "routing"
+    if any(shared_cache.iterdir()):
+        shutil.copytree(shared_cache, target, dirs_exist_ok=True)
+    a = App(tmp_path)
+    Router.from_app(a).warm()
+    if not any(shared_cache.iterdir()):
+        for f in target.glob("*.np*"):
+            shutil.copy(f, shared_cache / f.name)
+    return a
+
+
+@pytest.fixture
+def router(app: App) -> Router:
+    return Router.from_app(app)
+
+
+def test_clear_queries_get_their_route_and_a_reason(router: Router) -> None:
+    wrong = []
+    for route, queries in CLEAR.items():
+        for q in queries:
+            d = router.route(q, record=False)
+            if d.route != route:
+                wrong.append((q, d.route))
+            assert d.model == router.registry.tiers[d.tier].model and d.reason and d.latency_ms > 0
+    assert not wrong, wrong
+    arch = router.route(CLEAR["architecture"][0], record=False)
+    assert arch.tier == "lrm" and arch.runner_up and 0 < arch.confidence <= 1
+
+
+def test_off_topic_queries_are_out_of_scope(router: Router) -> None:
+    for q in ("what is a good recipe for banana bread", "who won the world cup in 2010", "tell me a bedtime story"):
+        d = router.route(q, record=False)
+        assert d.route is None, (q, d.route)
+        assert d.tier == router.registry.fallback and "out of scope" in d.reason
+
+
+def test_signals_move_the_tier(router: Router) -> None:
+    wide = router.route("refactor the duplicated code across the entire codebase", record=False)
+    assert wide.route == "refactoring" and "complexity:scope:codebase" in wide.signals
+    assert router.registry.tier_index(wide.tier) == router.registry.tier_index(wide.route_tier) + 1
+    secret = router.route("why does boto3 reject my key AKIAIOSFODNN7EXAMPLE with a design review of our IAM",
+                          record=False)
+    assert secret.private and secret.tier == router.registry.local_tier
+    assert any(s.startswith("privacy:aws") for s in secret.signals)
+    hard = {"query": "design the sharding strategy for our multi-tenant postgres cluster", "tier": "lrm"}
+    follow = router.route("ok, do it", history=[hard], record=False)
+    assert follow.tier == "lrm"
+    failed = router.route("that didn't work, still the same error",
+                          history=[{"query": "fix the KeyError in my flask view", "tier": "srm"}], record=False)
+    assert failed.tier == "llm" and "session:failed-attempt" in failed.signals
+
+
+def test_feedback_knn_changes_the_tier_of_similar_queries(router: Router, app: App) -> None:
+    q = "write a python function that merges two sorted lists"
+    before = router.route(q, record=False)
+    assert before.tier == "srm"
+    for text in (q, "write a python function to merge two sorted lists", "python function merging two sorted lists"):
+        router.record_feedback(text, "srm", "too_weak", "code_generation")
+    after = router.route(q, record=False)
+    assert after.tier == "llm" and any(s.startswith("feedback:+1") for s in after.signals)
+    # persisted: a fresh router over the same index folder learns the same
+    again = Router.from_app(app).route(q, record=False)
+    assert again.tier == "llm"
+    # an unrelated query is untouched
+    assert router.route("add comments to explain this code", record=False).tier == "srm"
+
+
+def test_telemetry_rows_are_written_without_the_query_text(router: Router, app: App) -> None:
+    secret_text = "write unit tests for the invoice total calculation ZZ-UNIQUE-TOKEN"
+    router.route(secret_text)
+    router.route("what's the weather like in Rome")
+    router.flush()
+    df = read_log(app.db())
+    assert len(df) == 2
+    assert set(df["route"]) == {"test_writing", "none"}
+    assert all(len(h) == 32 for h in df["query_hash"])
+    dumped = df.astype(str).to_csv()
+    assert "ZZ-UNIQUE-TOKEN" not in dumped and "invoice" not in dumped and "Rome" not in dumped
+
+
+# -- CLI ----------------------------------------------------------------------------------------------------------
+
+def _run(app: App, *args: str):  # noqa: ANN202
+    from mcp_router.cli import main
+
+    res = CliRunner().invoke(main, ["--root", str(app.root), *args], catch_exceptions=False)
+    return res
+
+
+def test_cli_route_feedback_fit_eval_stats(app: App, tmp_path: Path) -> None:
+    res = _run(app, "route", "--json", "write a docstring for this function")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["route"] == "documentation"
+    res = _run(app, "route", "how", "do", "I", "profile", "a", "slow", "python", "script")
+    assert res.exit_code == 0 and "performance" in res.output and "reason" in res.output
+    res = _run(app, "route", "feedback", "write a docstring for this function", "--tier", "srm",
+               "--outcome", "overkill", "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["needed_tier"] == "slm"
+
+    data = tmp_path / "labelled.jsonl"
+    rows = [("the build fails with a linker error", "debugging", "srm"),
+            ("my python script throws KeyError on a missing key", "debugging", "srm"),
+            ("write jest tests for the login form", "test_writing", "srm"),
+            ("pytest tests for the csv parser please", "test_writing", "srm"),
+            ("design a queue-based architecture for image processing", "architecture", "lrm"),
+            ("monolith vs microservices for our startup", "architecture", "lrm"),
+            ("how tall is mount everest", "none", "srm"),
+            ("suggest a board game for four players", "none", "srm"),
+            ("what's the syntax for a python decorator", "syntax_help", "slm"),
+            ("add a README section about installation", "documentation", "srm"),
+            ("write a bedtime story about dragons", "none", "srm")]
+    data.write_text("".join(json.dumps({"query": q, "route": r, "tier": t}) + "\n" for q, r, t in rows))
+    res = _run(app, "eval", "--data", str(data), "--json")
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.output)
+    assert rep["rows"] == 11 and rep["accuracy"] >= 0.8 and rep["tier_accuracy"] is not None
+    assert set(rep["confusion"]) >= {"debugging", "none"} and rep["oos"]["support"] == 3
+    res = _run(app, "eval", "--data", str(data))
+    assert res.exit_code == 0 and "confusion" in res.output and "per route" in res.output
+    res = _run(app, "fit", "--data", str(data), "--json")
+    assert res.exit_code == 0, res.output
+    fitted = json.loads(res.output)
+    assert fitted["rows"] == 11 and Path(fitted["path"]).is_file()
+    res = _run(app, "stats", "--json")
+    assert res.exit_code == 0
+    st = json.loads(res.output)
+    assert st["decisions"] == 2 and st["cost"]["saved_usd"] > 0 and st["margin_by_day"]
+    assert _run(app, "stats").exit_code == 0
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x", "route": "no_such_route"}\n' * 12)
+    res = CliRunner().invoke(__import__("mcp_router.cli", fromlist=["main"]).main,
+                             ["--root", str(app.root), "fit", "--data", str(bad)])
+    assert res.exit_code == 1 and "no_such_route" in res.output
+
+
+def test_user_registry_error_is_one_clear_line(app: App) -> None:
+    (app.index_dir / "routes.yaml").write_text("routes:\n  debugging:\n    tier: gigantic\n")
+    from mcp_router.cli import main
+
+    res = CliRunner().invoke(main, ["--root", str(app.root), "route", "hello"])
+    assert res.exit_code == 1 and "routes.yaml:3" in res.output and "gigantic" in res.output
+
+
+def test_registry_embeddings_are_cached_on_disk(app: App) -> None:
+    cache = app.index_dir / "routing"
+    assert list(cache.glob("emb-*.npy")) and list(cache.glob("model-*.npz"))
+
+    class NoEncode:
+        model_id = app.encoder.model_id
+
+        def encode(self, texts):  # noqa: ANN001, ANN202
+            raise AssertionError("the registry was re-encoded despite the cache")
+
+    r = Router(load_registry(), NoEncode(), cache_dir=cache)
+    assert r.model.n_routes == 12
+
+
+# -- MCP ----------------------------------------------------------------------------------------------------------
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_mcp_route_query_and_feedback(app: App, mode: str) -> None:
+    from mcp import Client
+
+    from mcp_router.server import build_server
+
+    async with Client(build_server(app), mode=mode) as c:
+        names = {t.name for t in (await c.list_tools()).tools}
+        assert {"route_query", "route_feedback"} <= names
+        res = await c.call_tool("route_query", {"query": "write pytest tests for the tokenizer"})
+        assert not res.is_error, res.content
+        assert res.structured_content["route"] == "test_writing"
+        assert res.structured_content["tier"] == "srm" and res.structured_content["reason"]
+        res = await c.call_tool("route_query", {"query": "ok go ahead",
+                                                "history": ["design an event-sourced architecture for billing"]})
+        assert not res.is_error and res.structured_content["tier"] == "lrm"
+        res = await c.call_tool("route_feedback", {"query": "write pytest tests for the tokenizer", "tier": "srm",
+                                                   "outcome": "too_weak"})
+        assert not res.is_error and res.structured_content["needed_tier"] == "llm"
+        res = await c.call_tool("route_feedback", {"query": "x", "tier": "giant", "outcome": "ok"})
+        assert res.is_error and "unknown tier" in res.content[0].text
+        res = await c.call_tool("route_query", {"query": "   "})
+        assert res.is_error and "empty" in res.content[0].text

@@ -1,0 +1,190 @@
+"""Router parts that need no model: registry validation, signals, scoring maths, feedback kNN, labelled files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.errors import UserError
+from mcp_router.routing import scoring
+from mcp_router.routing.evaluation import load_labelled
+from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
+from mcp_router.routing.registry import DEFAULT_REGISTRY, load_registry
+from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
+
+NAMES = ["syntax_help", "explain_code", "code_generation", "debugging", "test_writing", "refactoring", "code_review",
+         "performance", "architecture", "security", "devops", "documentation"]
+TIERS = ["slm", "srm", "llm", "lrm"]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "routes.yaml"
+    p.write_text(text)
+    return p
+
+
+# -- registry ---------------------------------------------------------------------------------------------------------
+
+def test_default_registry_has_the_named_routes_with_enough_examples() -> None:
+    reg = load_registry()
+    assert reg.route_names == NAMES
+    assert reg.tier_names == TIERS
+    assert all(len(r.utterances) >= 15 for r in reg.routes)
+    assert reg.fallback in reg.tiers and reg.local_tier == "slm"
+
+
+def test_unknown_tier_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    p = write(tmp_path, "routes:\n  my_route:\n    tier: huge\n    utterances: [a b c]\n")
+    with pytest.raises(UserError) as err:
+        load_registry([p])
+    assert f"{p}:3" in str(err.value) and "unknown tier `huge`" in str(err.value)
+
+
+def test_duplicate_route_is_reported_with_both_lines(tmp_path: Path) -> None:
+    p = write(tmp_path, "routes:\n  a_route:\n    tier: slm\n    utterances: [x]\n"
+                        "  a_route:\n    tier: srm\n    utterances: [y]\n")
+    with pytest.raises(UserError) as err:
+        load_registry([p])
+    assert f"{p}:5" in str(err.value) and "duplicate route `a_route`" in str(err.value) and "line 2" in str(err.value)
+
+
+def test_empty_route_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    p = write(tmp_path, "routes:\n  ok_route:\n    tier: slm\n    utterances: [x]\n  empty_route:\n")
+    with pytest.raises(UserError) as err:
+        load_registry([p])
+    assert f"{p}:5" in str(err.value) and "empty" in str(err.value)
+    p = write(tmp_path, "routes:\n  no_examples:\n    tier: slm\n    utterances: []\n")
+    with pytest.raises(UserError, match=r"routes.yaml:2: route `no_examples` is empty"):
+        load_registry([p])
+
+
+def test_bad_regex_and_unknown_field_name_the_line(tmp_path: Path) -> None:
+    p = write(tmp_path, "routes:\n  r1:\n    tier: slm\n    utterances: [x]\n    regex: ['(unclosed']\n")
+    with pytest.raises(UserError, match=r"routes.yaml:5: bad regex"):
+        load_registry([p])
+    p = write(tmp_path, "routes:\n  r1:\n    tier: slm\n    utterance: [x]\n")
+    with pytest.raises(UserError, match=r"routes.yaml:4: unknown route field `utterance`"):
+        load_registry([p])
+
+
+def test_user_file_extends_and_overrides_the_default(tmp_path: Path) -> None:
+    p = write(tmp_path, "tiers:\n  llm:\n    model: my-big-model\n"
+                        "routes:\n  debugging:\n    tier: llm\n    extra_utterances: [my flaky thing broke]\n"
+                        "  sql_help:\n    tier: slm\n    utterances: [how do I join two tables]\n")
+    reg = load_registry([p])
+    assert reg.tiers["llm"].model == "my-big-model"
+    dbg = reg.route("debugging")
+    assert dbg.tier == "llm" and dbg.utterances[-1] == "my flaky thing broke" and len(dbg.utterances) > 15
+    assert reg.route_names[-1] == "sql_help"
+    assert DEFAULT_REGISTRY.is_file()
+
+
+# -- signals ----------------------------------------------------------------------------------------------------------
+
+def test_complexity_scope_paste_reasoning_and_simple() -> None:
+    assert complexity_signal("fix this typo").delta == 0
+    s = complexity_signal("rename this function across the whole codebase")
+    assert s.delta == 1 and "scope:codebase" in s.fired
+    code = "why is this slow?\n" + "\n".join(f"    x{i} = compute({i})" for i in range(60))
+    s = complexity_signal(code)
+    assert s.delta >= 1 and s.code_lines >= 40
+    s = complexity_signal("design the system and explain the trade-offs step by step")
+    assert s.delta == 2 and any(f.startswith("reasoning:") for f in s.fired)
+    assert complexity_signal("quick one-liner to reverse a list").delta == -1
+
+
+def test_privacy_finds_secrets_and_pii_without_returning_them() -> None:
+    assert privacy_signal("how do I sort a dict by value") == []
+    assert "aws-access-key" in privacy_signal("boto3 fails with key AKIAIOSFODNN7EXAMPLE")
+    assert "private-key" in privacy_signal("-----BEGIN RSA PRIVATE KEY-----\nMIIEow...")
+    assert "github-token" in privacy_signal("token ghp_" + "a1B2" * 9)
+    assert "password-assignment" in privacy_signal('DB_PASSWORD = "hunter2hunter2"')
+    assert privacy_signal('password = os.environ["DB_PASSWORD"]') == []
+    assert "pii:email" in privacy_signal("mail jane.doe@acme-corp.io about the outage")
+    assert "pii:card-number" in privacy_signal("charge 4111 1111 1111 1111 again")
+    found = privacy_signal("postgres://admin:s3cretpw@db.internal:5432/app")
+    assert "connection-string-password" in found and all("s3cret" not in f for f in found)
+
+
+def test_session_escalates_failures_and_keeps_the_task_tier() -> None:
+    hist = [SessionTurn("design a sharded job queue with exactly-once delivery", "lrm")]
+    s = session_signal("that didn't work, still getting the same error", hist, TIERS)
+    assert s.escalate and "session:failed-attempt" in s.fired
+    s = session_signal("ok commit it", hist, TIERS)
+    assert not s.escalate and s.keep_tier == "lrm"
+    s = session_signal("how do I write a python dataclass with a default list field", hist, TIERS)
+    assert not s.escalate and s.keep_tier is None
+    again = [SessionTurn("why does my go test hang on the channel receive", "srm")]
+    s = session_signal("why does my go test hang on channel receive", again, TIERS)
+    assert s.escalate and "session:re-asked" in s.fired
+    assert session_signal("anything", [], TIERS).fired == []
+
+
+# -- scoring ----------------------------------------------------------------------------------------------------------
+
+def _blobs(seed: int = 0, k: int = 3, n: int = 30, d: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centers = scoring.normalise(rng.normal(size=(k, d)))
+    x = scoring.normalise(np.repeat(centers, n, axis=0) + 0.25 * rng.normal(size=(k * n, d)))
+    y = np.repeat(np.arange(k), n)
+    far = scoring.normalise(rng.normal(size=(20, d)))
+    return x.astype(np.float32), y, far.astype(np.float32)
+
+
+def test_route_model_classifies_and_rejects_far_points() -> None:
+    x, y, far = _blobs()
+    model = scoring.fit_route_model(x, y, ["a", "b", "c"], neg=far[:10])
+    probs, feats = scoring.route_scores(x, model.w, model.b, model.cents, model.has_reject)
+    assert (probs.argmax(1) == y).mean() > 0.95
+    accepted = scoring.apply_threshold(probs.argmax(1), model.acceptor.score(feats), model.threshold)
+    assert (accepted == y).mean() > 0.9
+    d = scoring.decide(model, x[0])
+    assert d["route"] == 0 and 0 <= d["confidence"] <= 1 and d["margin"] > 0 and d["runner_up"] in (1, 2)
+    assert scoring.decide(model, x[0], blocked=[0])["best"] != 0
+
+
+def test_fit_threshold_prefers_the_separating_value() -> None:
+    pred = np.array([0, 1, 0, 1, 0, 1])
+    accept = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.15])
+    labels = np.array([0, 1, 0, -1, -1, -1])
+    t = scoring.fit_threshold(pred, accept, labels)
+    assert 0.2 < t <= 0.7
+    assert scoring.balanced_accuracy(scoring.apply_threshold(pred, accept, t), labels) == 1.0
+
+
+def test_topk_baseline_scores_sum_per_route() -> None:
+    utt = np.eye(4, dtype=np.float32)
+    s = scoring.topk_route_scores(np.array([[1, 1, 0, 0]], np.float32), utt, np.array([0, 0, 1, 1]), 2, k=2)
+    assert s[0, 0] == pytest.approx(2.0) and s[0, 1] == 0
+
+
+# -- feedback kNN -----------------------------------------------------------------------------------------------------
+
+def test_feedback_knn_moves_tiers_with_enough_similar_outcomes() -> None:
+    assert need_from_outcome(1, "too_weak", 4) == 2 and need_from_outcome(0, "overkill", 4) == 0
+    with pytest.raises(UserError):
+        need_from_outcome(1, "meh", 4)
+    sims = np.array([0.95, 0.93, 0.9, 0.2])
+    assert knn_tier_shift(sims, np.array([2, 2, 2, 0]), current=1)[0] == 1
+    assert knn_tier_shift(sims, np.array([0, 0, 0, 3]), current=2)[0] == -1
+    assert knn_tier_shift(np.array([0.95, 0.3]), np.array([3, 3]), current=1)[0] == 0  # one close neighbour is not enough
+
+
+# -- labelled files ---------------------------------------------------------------------------------------------------
+
+def test_load_labelled_jsonl_and_csv(tmp_path: Path) -> None:
+    p = tmp_path / "d.jsonl"
+    p.write_text(json.dumps({"query": "q1", "route": "debugging", "tier": "srm"}) + "\n\n"
+                 + json.dumps({"text": "q2", "intent": "none"}) + "\n")
+    rows = load_labelled(p)
+    assert [(r.query, r.route, r.tier) for r in rows] == [("q1", "debugging", "srm"), ("q2", None, None)]
+    c = tmp_path / "d.csv"
+    c.write_text("query,route,tier\nhello,none,srm\nfix it,debugging,srm\n")
+    assert [r.route for r in load_labelled(c)] == [None, "debugging"]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"query": "x"}\n{not json}\n')
+    with pytest.raises(UserError, match=r"bad.jsonl:2"):
+        load_labelled(bad)
