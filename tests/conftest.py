@@ -63,3 +63,10 @@ def indexed_repo(tmp_path_factory: pytest.TempPathFactory, encoder) -> Path:
         shutil.copy2(FIXTURES / "languages" / name, root / "src" / name)
     codeindex.reindex(App(root))
     return root
+
+
+def console_script() -> str | None:
+    """The `mcp-router` script of the environment running the tests (next to its python), else the one on PATH."""
+    import sys
+
+    return shutil.which("mcp-router", path=str(Path(sys.executable).parent)) or shutil.which("mcp-router")

@@ -45,9 +45,11 @@ def node_dir() -> Path:
 @pytest.fixture(scope="session")
 def mcp_router_script() -> str:
     """The installed console script, by absolute path, as a user registers it in a host."""
-    script = shutil.which("mcp-router")
+    from tests.conftest import console_script
+
+    script = console_script()
     if script is None:
-        pytest.fail("the `mcp-router` console script is not on PATH: `pip install -e .` in the test environment")
+        pytest.fail("the `mcp-router` console script is not installed: `pip install -e .` in the test environment")
     return os.path.abspath(script)
 
 

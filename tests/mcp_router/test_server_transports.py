@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,12 +17,14 @@ from mcp_router.codeindex import IndexStatus, SearchResult
 
 pytestmark = pytest.mark.anyio
 
+from tests.conftest import console_script  # noqa: E402
+
 MODES = ("auto", "legacy")
 
 
 def serve_command() -> list[str]:
     """The installed console script, as a host would run it; ``python -m mcp_router`` when it is not installed."""
-    script = shutil.which("mcp-router") or shutil.which("mcp-router", path=str(Path(sys.executable).parent))
+    script = console_script()
     return [script] if script else [sys.executable, "-m", "mcp_router"]
 
 
