@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -106,6 +107,35 @@ class _OnnxModel:
         hidden = self.session.run(None, feeds)[0]
         m = mask[..., None].astype(np.float32)
         return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+
+    def encode_tokens(self, texts: Sequence[str]) -> list["TokenVectors"]:
+        """Per-token hidden states before pooling (padding dropped), with the word pieces and their word index."""
+        encs = self.tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encs], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        out = []
+        for row, e in enumerate(encs):
+            n = int(mask[row].sum())
+            out.append(TokenVectors(list(e.tokens[:n]), [-1 if w is None else int(w) for w in e.word_ids[:n]],
+                                    hidden[row, :n].astype(np.float32)))
+        return out
+
+
+@dataclass
+class TokenVectors:
+    """The contextual vectors of one text's tokens (not normalised), e.g. for word-level alignment of two texts.
+
+    ``tokens`` are the word pieces (``[CLS]``, ``how``, ``##ever``, ``[SEP]``), ``word_ids`` the index of the word each
+    piece belongs to (-1 for special tokens), ``vectors`` an ``(n_tokens, dim)`` float32 matrix.
+    """
+
+    tokens: list[str]
+    word_ids: list[int]
+    vectors: np.ndarray
 
 
 class Encoder:
@@ -238,6 +268,29 @@ class Encoder:
     def encode_one(self, text: str) -> np.ndarray:
         """Encode one text into a ``(dim,)`` unit vector."""
         return self.encode([text])[0]
+
+    def encode_tokens(self, texts: Sequence[str], batch_size: int = 32) -> list[TokenVectors]:
+        """The per-token vectors of each text (the hidden states the sentence vector is the mean of), in order."""
+        self.load()
+        texts = [t if t.strip() else " " for t in texts]
+        out: list[TokenVectors | None] = [None] * len(texts)
+        if self._kind == "onnx":
+            order = np.argsort([len(t) for t in texts], kind="stable")
+            for i in range(0, len(texts), batch_size):
+                idx = order[i : i + batch_size]
+                for j, tv in zip(idx, self._impl.encode_tokens([texts[j] for j in idx])):  # type: ignore[union-attr]
+                    out[j] = tv
+        else:
+            st = self._impl
+            vecs = st.encode(list(texts), batch_size=batch_size, output_value="token_embeddings",  # type: ignore
+                             convert_to_numpy=False, show_progress_bar=False)
+            for j, (t, v) in enumerate(zip(texts, vecs)):
+                enc = st.tokenizer(t, truncation=True, max_length=st.max_seq_length)  # type: ignore[union-attr]
+                n = len(enc["input_ids"])
+                out[j] = TokenVectors(st.tokenizer.convert_ids_to_tokens(enc["input_ids"]),  # type: ignore
+                                      [-1 if w is None else int(w) for w in enc.word_ids()],
+                                      v[:n].detach().cpu().numpy().astype(np.float32))
+        return [tv for tv in out if tv is not None]
 
 
 _ENCODERS: dict[tuple[str, str], Encoder] = {}
