@@ -22,7 +22,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -97,26 +97,24 @@ class _OnnxModel:
         dim = json.loads((folder / "1_Pooling" / "config.json").read_text()).get("embedding_dimension")
         self.dim = int(dim) if dim else None
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def _hidden(self, texts: Sequence[str]) -> tuple[list[Any], np.ndarray, np.ndarray]:
+        """Tokenise and run the model: the encodings, the attention mask and the last hidden states."""
         encs = self.tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encs], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(None, feeds)[0]
+        return encs, mask, self.session.run(None, feeds)[0]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        _encs, mask, hidden = self._hidden(texts)
         m = mask[..., None].astype(np.float32)
         return (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
 
     def encode_tokens(self, texts: Sequence[str]) -> list["TokenVectors"]:
         """Per-token hidden states before pooling (padding dropped), with the word pieces and their word index."""
-        encs = self.tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encs], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encs], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self.input_names:
-            feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self.session.run(None, feeds)[0]
+        encs, mask, hidden = self._hidden(texts)
         out = []
         for row, e in enumerate(encs):
             n = int(mask[row].sum())
