@@ -3,7 +3,6 @@ and the pure fusion/budget functions."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,7 +74,7 @@ def test_size_budget_truncates_visibly(indexed: App) -> None:
     assert len(full.code) > 400 and not full.truncated
     cut = codeindex.search_code(indexed, "Session.resolve_redirects", k=1, max_chars=400, refresh=False).results[0]
     assert cut.truncated and len(cut.code) < len(full.code)
-    assert "truncated" in cut.code and f"read src/sample.py:" in cut.code
+    assert "truncated" in cut.code and "read src/sample.py:" in cut.code
 
 
 def test_modes_and_bad_arguments(indexed: App) -> None:
