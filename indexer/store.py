@@ -194,7 +194,7 @@ class CodeStore:
     def replace_files(self, paths: list[str], chunk_rows: pa.Table, file_rows: list[dict[str, Any]]) -> None:
         """Atomically replace the chunks of ``paths`` (one commit), then record the files (the commit record).
 
-        Paths with no row in ``file_rows`` are deleted from the index.
+        Paths with no row in ``file_rows`` are deleted from the index; rows of other paths are upserted.
         """
         chunks = self.table(CHUNKS)
         if paths:
@@ -206,9 +206,8 @@ class CodeStore:
                 .execute(chunk_rows)
             )
         files = self.table(FILES)
-        keep = [r for r in file_rows]
-        if paths:
-            new = pa.Table.from_pylist(keep, schema=FILE_SCHEMA)
+        if paths or file_rows:  # file_rows alone: records refreshed after a touch (same content, new mtime)
+            new = pa.Table.from_pylist(file_rows, schema=FILE_SCHEMA)
             (
                 files.merge_insert("path")
                 .when_matched_update_all()

@@ -60,6 +60,7 @@ def test_full_then_incremental(sample_repo: Path, encoder) -> None:
     os.utime(py, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))
     touched = codeindex.reindex(app)
     assert touched.files_touched == 1 and touched.files_indexed == 0 and touched.chunks_embedded == 0
+    assert codeindex.reindex(app).files_touched == 0  # the new mtime was recorded: no re-hash next time
 
     # Modify one function: only the changed chunk is embedded, the rest reuse stored vectors.
     text = py.read_text()
