@@ -31,7 +31,7 @@ def _progress_bars() -> tuple[Any, Any]:
         transient=False,
     )
     tasks: dict[str, Any] = {}
-    labels = {"scan": "files scanned", "parse": "chunks parsed", "embed": "chunks embedded"}
+    labels = {"scan": "files scanned", "parse": "files parsed", "embed": "chunks embedded"}
 
     def report(phase: str, done: int, total: int) -> None:
         if phase not in tasks:
@@ -74,7 +74,7 @@ def _summary_table(app: Any, stats: Any) -> Table:
     for lang, n in sorted(stats.languages.items(), key=lambda kv: -kv[1]):
         t.add_row(f"files: {lang}", str(n))
     for method, n in sorted(stats.methods.items()):
-        label = {"ast": "tree-sitter", "markdown": "markdown headings", "lines": "line-chunked (fallback)"}.get(method, method)
+        label = {"ast": "tree-sitter", "markdown": "markdown headings", "lines": "line windows (fallback)"}.get(method, method)
         t.add_row(f"chunked by {label}", str(n))
     t.add_row("files unchanged (skipped by size+mtime)", str(stats.files_unchanged))
     t.add_row("files re-indexed", str(stats.files_indexed))
