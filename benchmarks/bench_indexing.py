@@ -9,7 +9,7 @@ Runs the CLI (`mcp-router index --json`) as a user would, on a copy of installed
    replicating the real rows with small vector noise (a scale test of the store: the semantic content is
    repeated, the row count and vector maths are real), with and without the ANN index.
 
-    python benchmarks/bench_indexing.py                       # rich + click sources
+    python benchmarks/bench_indexing.py                       # rich + pygments sources
     python benchmarks/bench_indexing.py --packages rich,pygments --big-rows 60000
 """
 
@@ -53,7 +53,7 @@ def run_index(work: Path) -> tuple[float, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--packages", default="rich,click", help="installed packages whose source is indexed")
+    ap.add_argument("--packages", default="rich,pygments", help="installed packages whose source is indexed")
     ap.add_argument("--work", type=Path, default=Path("/tmp/mcp-router-bench-indexing"))
     ap.add_argument("--big-rows", type=int, default=60_000)
     args = ap.parse_args()
