@@ -47,7 +47,6 @@ class CacheSettings:
     share_across_users: bool = False
     candidates: int = 5
     cost_per_1k_tokens: float = 0.015  # USD, a typical output-token price; used only for the "cost saved" estimate
-    enabled: bool = True
 
     @classmethod
     def from_config(cls, table: dict[str, Any] | None) -> "CacheSettings":
