@@ -26,13 +26,15 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from indexer.errors import UserError
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MAX_TOKENS = 256
 
 
-class EncoderError(RuntimeError):
+class EncoderError(UserError):
     """The model could not be found or loaded; the message says what to do."""
 
 

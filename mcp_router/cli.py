@@ -47,7 +47,7 @@ class CliState(dict):
 
         root = Path(self["root"]).resolve() if self.get("root") else find_root()
         if self.get("root") and not root.is_dir():
-            raise UserError(f"--root {root} is not a directory")
+            raise UserError(f"{root} is not a directory: give an existing repository folder")
         return App(root, {**self.get("overrides", {}), **overrides})
 
 

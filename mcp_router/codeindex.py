@@ -256,6 +256,10 @@ def search_code(app: App, query: str, *, k: int = 5, offset: int = 0, path_glob:
     from indexer.search import search
 
     store = open_store(app)
+    built_with = store.meta.get("model_id")
+    if built_with and built_with != app.encoder.model_id:
+        raise UserError(f"the index was built with model {built_with!r}, not {app.encoder.model_id!r}: run "
+                        "`mcp-router index --rebuild` with the new model, or drop the --model override")
     freshness = freshen(app, store) if refresh else f"index updated {_age(store) or '?'} ago"
     page = search(store, app.encoder, query, k=k, offset=offset, path_glob=path_glob, language=language, mode=mode,
                   max_chars=max_chars or app.config.result_max_chars)

@@ -52,3 +52,15 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in res.output
     res = runner.invoke(main, ["--root", str(tmp_path / "missing"), "status"])
     assert res.exit_code != 0 and "Traceback" not in res.output
+
+
+def test_model_mismatch_and_missing_model_are_one_line_errors(sample_repo: Path, encoder) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["--root", str(sample_repo), "index", "--json"]).exit_code == 0
+    res = runner.invoke(main, ["--root", str(sample_repo), "--model", str(sample_repo / "no-such-model"),
+                               "search", "x"])
+    assert res.exit_code == 1 and "index was built with model 'all-MiniLM-L6-v2'" in res.output
+    assert "Traceback" not in res.output
+    res = runner.invoke(main, ["--root", str(sample_repo), "--model", str(sample_repo / "no-such-model"),
+                               "--index-dir", str(sample_repo / "other-index"), "index"])
+    assert res.exit_code == 1 and "could not load" in res.output and "Traceback" not in res.output
