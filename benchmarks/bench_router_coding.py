@@ -46,6 +46,8 @@ def main() -> None:
     single.sort()
     rep["single_query_latency_ms_p50"] = single[len(single) // 2]
     rep["cold_build_seconds"] = round(build_s, 1)
+    rep["lexical_weight"] = router.model.alpha  # blend weights chosen by k-fold over the registry's utterances
+    rep["knn_weight"] = router.model.beta
     rep["data"] = args.data
     rep["date"] = time.strftime("%Y-%m-%d")
     tab = Table(title=f"coding dev set ({rep['rows']} queries)")
@@ -58,6 +60,8 @@ def main() -> None:
     tab.add_row("under-routing rate", f"{rep['under_routing_rate']:.1%}", "<= 5%")
     tab.add_row("over-routing rate", f"{rep['over_routing_rate']:.1%}", "")
     tab.add_row("single-query decision p50", f"{rep['single_query_latency_ms_p50']:.1f} ms", "")
+    tab.add_row("blend weights lexical / kNN (k-fold on the registry)",
+                f"{rep['lexical_weight']:.2f} / {rep['knn_weight']:.2f}", "")
     console.print(tab)
     console.print(f"wrote {write_result('router_coding', rep)}")
 

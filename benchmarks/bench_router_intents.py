@@ -4,8 +4,9 @@
     python benchmarks/bench_router_intents.py banking [--data ../shared/data/banking77_oos]
 
 Routes = the train split (all of it, or 10 utterances per intent: the first ten, and ten random over 3 seeds).
-Classifier training uses train only; the acceptor and thresholds are fitted on val (in-scope + OOS val); every
-number is on test. Reference methods run on the same vectors:
+Classifier training (embedding logistic regression + TF-IDF lexical logistic regression; ``--knn`` adds a kNN vote over
+the train utterances) uses train only; the blend weights, the acceptor and thresholds are fitted on val (in-scope + OOS val); every number is on test.
+``--no-lexical`` runs the embedding-only scorer (the previous method) and writes router_<dataset>_embedding_only.json. Reference methods run on the same vectors:
 - semantic-router-style: top-5 most similar utterances summed per route, threshold 0.5 (its default) and fitted on val;
 - centroid: cosine to each route's mean utterance, threshold fitted on val.
 ``--peer`` also runs PyPI's semantic-router (aurelio) in /work/venv-bench on the same routes and test set (see
@@ -37,6 +38,7 @@ from mcp_router.routing import scoring  # noqa: E402
 
 console = Console()
 PEER_PYTHON = Path("/work/venv-bench/bin/python")
+KNN = False  # --knn: also offer the kNN vote to the blend (not shipped: too slow on large registries)
 
 
 def metrics(pred: np.ndarray, labels: np.ndarray) -> dict:
@@ -51,14 +53,27 @@ def metrics(pred: np.ndarray, labels: np.ndarray) -> dict:
     }
 
 
-def ours(xtr, ytr, names, xva, yva, xte, yte, c: float, per_route: bool = False) -> dict:
-    t = time.perf_counter()
-    model = scoring.fit_route_model(xtr, ytr, names, val_x=xva, val_y=yva, c=c, per_route=per_route)
-    fit_s = time.perf_counter() - t
-    probs, feats = scoring.route_scores(xte, model.w, model.b, model.cents, model.has_reject)
+def fit_ours(xtr, ytr, names, xva, yva, c: float, texts, per_route: bool = False) -> scoring.RouteModel:
+    """The shipped scorer; ``texts = (train, val)`` texts, or None for the embedding-only model (``--no-lexical``:
+    the previous method)."""
+    tr_t, va_t = texts if texts is not None else (None, None)
+    return scoring.fit_route_model(xtr, ytr, names, val_x=xva, val_y=yva, c=c, per_route=per_route,
+                                   texts=tr_t, val_texts=va_t, knn=KNN and texts is not None)
+
+
+def with_route_thresholds(model: scoring.RouteModel, xva, yva, va_texts) -> dict[int, float]:
+    """Per-route thresholds fitted on val for an already fitted model (what ``per_route=True`` would fit)."""
+    probs, feats = scoring.model_scores(model, xva, va_texts if model.lex is not None else None)
+    return scoring.fit_route_thresholds(probs.argmax(1), model.acceptor.score(feats), np.asarray(yva),
+                                        model.threshold)
+
+
+def ours(model: scoring.RouteModel, fit_s: float, xte, yte, te_texts, route_thresholds=None) -> dict:
+    probs, feats = scoring.model_scores(model, xte, te_texts if model.lex is not None else None)
     pred = scoring.apply_threshold(probs.argmax(1), model.acceptor.score(feats), model.threshold,
-                                   model.route_thresholds)
-    return metrics(pred, yte) | {"fit_seconds": round(fit_s, 1), "threshold": model.threshold}
+                                   route_thresholds or {})
+    return metrics(pred, yte) | {"fit_seconds": round(fit_s, 1), "threshold": model.threshold,
+                                 "lexical_weight": model.alpha, "knn_weight": model.beta}
 
 
 def centroid(xtr, ytr, k, xva, yva, xte, yte) -> dict:
@@ -114,7 +129,7 @@ def latency(model: scoring.RouteModel, encoder, queries: list[str]) -> dict:
         t0 = time.perf_counter()
         x = encoder.encode([q])[0]
         t1 = time.perf_counter()
-        scoring.decide(model, x)
+        scoring.decide(model, x, text=q if model.lex is not None else None)
         t2 = time.perf_counter()
         enc_t.append(t1 - t0)
         score_t.append(t2 - t1)
@@ -125,7 +140,7 @@ def latency(model: scoring.RouteModel, encoder, queries: list[str]) -> dict:
             "queries_timed": len(queries)}
 
 
-def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int) -> dict:
+def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexical: bool = True) -> dict:
     enc = get_encoder()
     if dataset == "clinc":
         d = load_clinc(Path(data_path) if data_path else None)
@@ -147,6 +162,8 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int) -> dic
     xtr, ytr = xtr[keep], ytr[keep]
     train_in = [r for r in train if r[1] != OOS]
     xva, yva = emb(val), lab(val)
+    va_texts = [t for t, _ in val]
+    tr_texts = lambda sel: ([train_in[i][0] for i in sel], va_texts) if lexical else None  # noqa: E731
     k = len(names)
     first10 = np.concatenate([np.where(ytr == i)[0][:10] for i in range(k)])
     settings: dict[str, list[np.ndarray]] = {"full": [np.arange(len(ytr))], "first10": [first10],
@@ -155,16 +172,28 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int) -> dic
                                                  for s in (0, 1, 2)]}
     c_for = {"full": 10.0, "first10": 30.0, "random10": 30.0}
     result: dict = {"dataset": dataset, "data": src, "date": time.strftime("%Y-%m-%d"), "encoder": enc.model_id,
-                    "routes": k, "settings": {}}
+                    "routes": k, "lexical": lexical, "settings": {}}
+    # one fit per routes setting (and seed), shared by the test sets; per-route thresholds reuse the same model
+    fits: dict[tuple[str, int], tuple] = {}
+    for setting, sels in settings.items():
+        for j, sel in enumerate(sels):
+            t = time.perf_counter()
+            m = fit_ours(xtr[sel], ytr[sel], names, xva, yva, c_for[setting], tr_texts(sel))
+            fit_s = time.perf_counter() - t
+            per = with_route_thresholds(m, xva, yva, va_texts) if setting == "full" else {}
+            fits[(setting, j)] = (m, fit_s, per)
+            console.print(f"fitted {setting}[{j}] in {fit_s:.1f} s (lexical weight {m.alpha}, kNN weight {m.beta})")
     for test_name, test_rows in tests.items():
         xte, yte = emb(test_rows), lab(test_rows)
+        te_texts = [t for t, _ in test_rows]
         for setting, sels in settings.items():
             runs = {"ours": [], "ours_per_route": [], "centroid": [], "srouter_default": [], "srouter_fitted": []}
-            for sel in sels:
+            for j, sel in enumerate(sels):
                 a = (xtr[sel], ytr[sel])
-                runs["ours"].append(ours(*a, names, xva, yva, xte, yte, c_for[setting]))
+                m, fit_s, per = fits[(setting, j)]
+                runs["ours"].append(ours(m, fit_s, xte, yte, te_texts))
                 if setting == "full":
-                    runs["ours_per_route"].append(ours(*a, names, xva, yva, xte, yte, c_for[setting], per_route=True))
+                    runs["ours_per_route"].append(ours(m, fit_s, xte, yte, te_texts, per))
                 runs["centroid"].append(centroid(*a, k, xva, yva, xte, yte))
                 sr = srouter_style(*a, k, xva, yva, xte, yte)
                 runs["srouter_default"].append(sr["default_threshold"])
@@ -172,9 +201,10 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int) -> dic
             agg = {m: _mean(v) for m, v in runs.items() if v}
             result["settings"][f"{test_name}/{setting}"] = agg
             console.print(f"{test_name}/{setting}: ours overall {agg['ours']['overall_accuracy']:.4f}")
+    write_result("router_" + dataset + ("" if lexical else "_embedding_only"), result)  # partial: accuracy first
     # latency + the peer, on the full-train routes
     first_test = next(iter(tests.values()))
-    model = scoring.fit_route_model(xtr, ytr, names, val_x=xva, val_y=yva, c=c_for["full"])
+    model = fits[("full", 0)][0]
     rng = np.random.default_rng(0)
     sample = [first_test[i][0] for i in rng.choice(len(first_test), min(peer_n, len(first_test)), replace=False)]
     enc.encode(["warm up"])
@@ -189,10 +219,10 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int) -> dic
             pr = peer(tr_t, tr_l, [t for t, _ in peer_rows], [l for _, l in peer_rows], names)
             if pr:
                 # ours on exactly the same rows, for the latency ratio
-                m = scoring.fit_route_model(xtr[sel], ytr[sel], names, val_x=xva, val_y=yva, c=c_for[setting])
+                m = fits[(setting, 0)][0]
                 lat = latency(m, enc, [t for t, _ in peer_rows[:300]])
                 xs, ys = emb(peer_rows), lab(peer_rows)
-                probs, feats = scoring.route_scores(xs, m.w, m.b, m.cents, m.has_reject)
+                probs, feats = scoring.model_scores(m, xs, [t for t, _ in peer_rows] if m.lex is not None else None)
                 pr["ours_same_rows"] = metrics(scoring.apply_threshold(probs.argmax(1), m.acceptor.score(feats),
                                                                        m.threshold), ys)
                 pr["ours_latency_same_run"] = lat
@@ -239,12 +269,18 @@ def main() -> None:
     ap.add_argument("dataset", choices=["clinc", "banking"])
     ap.add_argument("--data", default=None, help="data path (default: ../shared/data/...)")
     ap.add_argument("--peer", action="store_true", help="also run aurelio semantic-router from /work/venv-bench")
+    ap.add_argument("--knn", action="store_true", help="also offer a kNN vote over the utterances to the blend")
+    ap.add_argument("--no-lexical", action="store_true",
+                    help="embedding classifier only (no TF-IDF blend, no kNN vote): the previous method")
     ap.add_argument("--peer-queries", type=int, default=1000, help="random test queries the peer is scored on "
                     "(the first 300 are timed)")
     args = ap.parse_args()
-    result = run(args.dataset, args.data, args.peer, args.peer_queries)
+    global KNN
+    KNN = args.knn
+    result = run(args.dataset, args.data, args.peer, args.peer_queries, lexical=not args.no_lexical)
     render(result)
-    console.print(f"wrote {write_result('router_' + args.dataset, result)}")
+    suffix = "" if result["lexical"] else "_embedding_only"
+    console.print(f"wrote {write_result('router_' + args.dataset + suffix, result)}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """`Router`: one query in, one `RouteDecision` out (route, tier, model, confidence, why), in milliseconds.
 
-Pipeline for one query (one encode; everything else is regexes and two small matrix-vector products):
+Pipeline for one query (one encode; everything else is regexes, two small matrix-vector products and a sparse
+lexical dot product):
 1. rules: regex/keyword pins and blocks from the registry;
 2. semantic scoring (`scoring.decide`): best route, confidence, margin, runner-up, or out of scope;
 3. complexity signal: scope, paste length, reasoning cues move the tier from the route's default;
@@ -26,12 +27,13 @@ from pydantic import BaseModel, Field
 
 from indexer.errors import UserError
 from mcp_router.routing import scoring
+from mcp_router.routing.lexical import LexicalModel
 from mcp_router.routing.registry import Registry, cached_embeddings, load_registry
 from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = 3  # bump when the scorer changes, so cached models are rebuilt
+MODEL_VERSION = 4  # bump when the scorer changes, so cached models are rebuilt
 
 
 class RouteDecision(BaseModel):
@@ -136,7 +138,8 @@ class Router:
             texts, labels = self.registry.training_texts()
             x = cached_embeddings(texts, self.encoder, self.cache_dir)
             neg = cached_embeddings(self.registry.out_of_scope, self.encoder, self.cache_dir)
-            model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg)
+            model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg,
+                                            texts=texts, neg_texts=self.registry.out_of_scope)
             _save_model(path, model)
         fitted = self._read_fitted()
         if fitted is not None:
@@ -236,7 +239,7 @@ class Router:
         low = query.lower()
         pinned = [i for i, pats, kws in self._pins if any(p.search(query) for p in pats) or any(k in low for k in kws)]
         blocked = [i for i, pats, kws in self._blocks if any(p.search(query) for p in pats) or any(k in low for k in kws)]
-        d = scoring.decide(model, x, blocked)
+        d = scoring.decide(model, x, blocked, text=query)
         route_i = d["route"]
         pinned = [i for i in pinned if i not in blocked]
         if pinned:
@@ -371,7 +374,7 @@ class Router:
             raise UserError(f"only {len(labels)} labelled queries: fitting needs at least 10 (better 100+)")
         model = self.model
         x = self.encoder.encode(list(queries))
-        probs, feats = scoring.route_scores(x, model.w, model.b, model.cents, model.has_reject)
+        probs, feats = scoring.model_scores(model, x, list(queries))
         pred = probs.argmax(axis=1)
         before = scoring.balanced_accuracy(scoring.apply_threshold(pred, model.acceptor.score(feats), model.threshold,
                                                                    model.route_thresholds), labels)
@@ -404,7 +407,9 @@ def _save_model(path: Path, m: scoring.RouteModel) -> None:
     tmp = path.with_name(path.name + ".tmp.npz")
     np.savez(tmp, w=m.w, b=m.b, cents=m.cents, has_reject=np.array(m.has_reject),
              names=np.array(json.dumps(m.names)), acceptor=np.array(json.dumps(m.acceptor.to_dict())),
-             threshold=np.array(m.threshold))
+             threshold=np.array(m.threshold), alpha=np.array(m.alpha), beta=np.array(m.beta),
+             **({"utt": m.utt, "utt_y": m.utt_y} if m.utt is not None else {}),
+             **(m.lex.to_arrays() if m.lex is not None else {}))
     tmp.replace(path)
 
 
@@ -413,8 +418,13 @@ def _load_model(path: Path, names: list[str]) -> scoring.RouteModel | None:
         with np.load(path) as z:
             if json.loads(str(z["names"])) != names:
                 return None
+            lex = LexicalModel.from_arrays(z) if "lex_w" in z.files else None
             return scoring.RouteModel(names, z["w"], z["b"], z["cents"], bool(z["has_reject"]),
                                       scoring.Acceptor.from_dict(json.loads(str(z["acceptor"]))),
-                                      float(z["threshold"]))
+                                      float(z["threshold"]), lex=lex,
+                                      alpha=float(z["alpha"]) if "alpha" in z.files else 0.0,
+                                      utt=z["utt"] if "utt" in z.files else None,
+                                      utt_y=z["utt_y"] if "utt_y" in z.files else None,
+                                      beta=float(z["beta"]) if "utt" in z.files else 0.0)
     except (OSError, KeyError, ValueError):
         return None

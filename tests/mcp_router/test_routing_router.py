@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -194,6 +195,9 @@ def test_registry_embeddings_are_cached_on_disk(app: App) -> None:
 
     r = Router(load_registry(), NoEncode(), cache_dir=cache)
     assert r.model.n_routes == 12
+    fresh = Router.from_app(app).model
+    assert r.model.lex is not None and r.model.alpha == fresh.alpha  # the lexical part is cached with the model
+    assert r.model.lex.vocab == fresh.lex.vocab and np.array_equal(r.model.lex.w, fresh.lex.w)
 
 
 # -- MCP ----------------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from indexer.errors import UserError
 from mcp_router.routing import scoring
 from mcp_router.routing.evaluation import load_labelled
 from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
+from mcp_router.routing.lexical import LexicalModel, build_vocabulary, fit_lexical, terms, vectorize
 from mcp_router.routing.registry import DEFAULT_REGISTRY, load_registry
 from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
 
@@ -159,6 +160,89 @@ def test_topk_baseline_scores_sum_per_route() -> None:
     utt = np.eye(4, dtype=np.float32)
     s = scoring.topk_route_scores(np.array([[1, 1, 0, 0]], np.float32), utt, np.array([0, 0, 1, 1]), 2, k=2)
     assert s[0, 0] == pytest.approx(2.0) and s[0, 1] == 0
+
+
+# -- lexical model and blending ---------------------------------------------------------------------------------------
+
+def test_terms_are_words_bigrams_and_in_word_char_ngrams() -> None:
+    t = terms("Fix the fix", char_ngrams=(3, 3))
+    assert t["w:fix"] == 2 and t["w:the"] == 1 and t["b:fix the"] == 1 and t["b:the fix"] == 1
+    assert t["c: fi"] == 2 and t["c:ix "] == 2 and "c:x t" not in t  # n-grams never cross words
+    assert not any(k.startswith("c:") for k in terms("fix it", char_ngrams=None))
+
+
+def test_vectorize_gives_unit_rows_idf_weights_and_word_coverage() -> None:
+    docs = [terms(s, None) for s in ["sort a list", "sort a dict", "parse a date"]]
+    vocab, idf = build_vocabulary(docs, min_df=1)
+    assert idf[vocab["w:a"]] < idf[vocab["w:sort"]] < idf[vocab["w:parse"]]  # rarer terms weigh more
+    m, cover = vectorize([terms("sort a banana", None), terms("zzz qqq", None)], vocab, idf)
+    assert np.linalg.norm(m[0].toarray()) == pytest.approx(1.0, abs=1e-6) and m[1].nnz == 0
+    assert cover.tolist() == pytest.approx([2 / 3, 0.0])
+    vocab2, _ = build_vocabulary(docs, min_df=2)
+    assert set(vocab2) == {"w:a", "w:sort", "b:sort a"}
+
+
+def test_lexical_model_learns_words_and_survives_a_save() -> None:
+    texts = ["pytest fixture for the parser", "jest test for the reducer", "pytest parametrize the case",
+             "dockerfile for the app", "docker compose file", "dockerfile multi stage build"]
+    y = np.array([0, 0, 0, 1, 1, 1])
+    lex = fit_lexical(texts, y, 2, c=10.0)
+    z, cover = lex.logits(["write a pytest test", "a dockerfile please"])
+    assert z.argmax(1).tolist() == [0, 1] and (cover > 0).all()
+    one, one_cover = lex.logits(["a dockerfile please"])  # the single-query fast path agrees with the batch path
+    assert np.allclose(one, z[1:], atol=1e-5) and one_cover[0] == cover[1]
+    assert lex.logits(["zzz"])[0].shape == (1, 2)
+    back = LexicalModel.from_arrays(lex.to_arrays())
+    assert np.allclose(back.logits(["write a pytest test"])[0], z[:1]) and back.char_ngrams == lex.char_ngrams
+
+
+def test_blend_is_the_embedding_model_at_alpha_zero_and_choose_alpha_uses_the_better_model() -> None:
+    le = scoring.log_softmax(np.array([[2.0, 0.0], [0.0, 2.0]]))
+    ll = scoring.log_softmax(np.array([[0.0, 3.0], [0.0, 3.0]]))
+    assert np.array_equal(scoring.blend_log_probs(le, ll, 0.0), le)
+    assert np.array_equal(scoring.blend_log_probs(le, None, 0.7), le)
+    assert scoring.blend_log_probs(le, ll, 0.9)[0].argmax() == 1
+    comp = scoring.Components(np.array([[2.0, 0.0], [0.0, 2.0]]), np.zeros((2, 2)), ll, np.ones(2))
+    assert scoring.choose_alpha(comp, np.array([0, 1]), 2) == 0.0   # embeddings right on both, lexical on one
+    assert scoring.choose_alpha(comp, np.array([1, 1]), 2) > 0.0    # only the lexical model gets row 0
+    assert scoring.choose_alpha(scoring.Components(comp.logits, comp.cos, None, np.ones(2)), np.array([1, 1]), 2) == 0
+
+
+def test_route_model_blends_in_the_lexical_model_when_embeddings_do_not_separate() -> None:
+    rng = np.random.default_rng(0)
+    words = [["pytest", "fixture", "unittest", "mock"], ["docker", "kubernetes", "helm", "terraform"],
+             ["docstring", "readme", "changelog", "comment"]]
+    texts = [f"please {rng.choice(ws)} {rng.choice(ws)} thing {i}" for ws in words for i in range(20)]
+    y = np.repeat(np.arange(3), 20)
+    x = scoring.normalise(rng.normal(size=(60, 16))).astype(np.float32)  # embeddings carry no signal
+    model = scoring.fit_route_model(x, y, ["tests", "ops", "docs"], texts=texts, c=1.0)
+    assert model.lex is not None and model.alpha > 0
+    q = scoring.normalise(rng.normal(size=(1, 16)))[0].astype(np.float32)
+    assert scoring.decide(model, q, text="a helm chart and terraform")["best"] == 1
+    with pytest.raises(ValueError, match="query text"):
+        scoring.decide(model, q)
+    probs, feats = scoring.model_scores(model, x, texts)
+    assert (probs.argmax(1) == y).mean() > 0.9 and feats.shape == (60, len(scoring.FEATURES))
+
+
+def test_knn_vote_follows_the_nearest_utterances_and_choose_blend_can_pick_it() -> None:
+    utt = np.eye(3, dtype=np.float32)
+    utt_y = np.array([0, 1, 1])
+    lp = scoring.knn_log_probs(np.array([[0.1, 0.9, 0.2]], np.float32), utt, utt_y, 3, k=2)
+    assert lp[0].argmax() == 1 and np.exp(lp).sum() == pytest.approx(1.0) and np.isfinite(lp).all()
+    comp = scoring.Components(np.array([[2.0, 0.0], [0.0, 2.0]]), np.zeros((2, 2)), None, np.ones(2),
+                              scoring.log_softmax(np.array([[0.0, 4.0], [0.0, 4.0]])))
+    assert scoring.choose_blend(comp, np.array([0, 1]), 2) == (0.0, 0.0)
+    a, b = scoring.choose_blend(comp, np.array([1, 1]), 2)
+    assert a == 0.0 and b > 0.0  # no lexical part: only the vote can fix row 0
+
+
+def test_route_model_keeps_the_knn_vote_only_when_it_helps() -> None:
+    x, y, far = _blobs()
+    model = scoring.fit_route_model(x, y, ["a", "b", "c"], neg=far[:10], knn=True)
+    assert (model.beta == 0) == (model.utt is None)
+    plain = scoring.fit_route_model(x, y, ["a", "b", "c"], neg=far[:10])  # off by default (query-time cost)
+    assert plain.utt is None and plain.beta == 0
 
 
 # -- feedback kNN -----------------------------------------------------------------------------------------------------
