@@ -44,6 +44,9 @@ from rich.table import Table  # noqa: E402
 
 from mcp_router.cache.guard import STOPWORDS, check_pair  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cache_qqp import wilson  # noqa: E402  # one Wilson interval for both QQP scripts
+
 # Question words decide what kind of answer is wanted ("why X" vs "how X"); they are kept out of the content words and
 # compared on their own.
 _WH = ("what", "how", "why", "which", "who", "whom", "whose", "where", "when", "is", "are", "can", "should", "do",
@@ -185,14 +188,6 @@ TARGET_FALSE_RATES = (0.01, 0.02, 0.03, 0.04)
 GATE_CHUNK = 1000
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = k / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def idf_table(texts: list[str]) -> tuple[dict[str, float], float]:
