@@ -41,6 +41,13 @@ THRESHOLDS = (0.80, 0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97)
 BASELINE = {0.90: (0.430, 0.060), 0.95: (0.214, 0.016), 0.97: (0.127, 0.007)}  # from the issue
 
 
+def shuffled_order(n_rows: int, seed: int) -> list[int]:
+    """The fixed-seed order of QQP rows: the first ``--n`` are the reported sample, the rest are for fitting."""
+    order = list(range(n_rows))
+    random.Random(seed).shuffle(order)
+    return order
+
+
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of a proportion k/n."""
     if n == 0:
@@ -96,8 +103,7 @@ def main() -> None:
     console = Console(width=150)
 
     data = json.loads(Path(args.data).read_text())
-    order = list(range(len(data)))
-    random.Random(args.seed).shuffle(order)
+    order = shuffled_order(len(data), args.seed)
     report = order[: args.n]  # the fit split, order[n:2n], is reserved for fitted parameters (none shipped)
     a = [data[i]["text_a"] for i in report]
     b = [data[i]["text_b"] for i in report]

@@ -26,7 +26,6 @@ import collections
 import json
 import math
 import pickle
-import random
 import re
 import sys
 import time
@@ -45,7 +44,7 @@ from rich.table import Table  # noqa: E402
 from mcp_router.cache.guard import STOPWORDS, check_pair  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cache_qqp import wilson  # noqa: E402  # one Wilson interval for both QQP scripts
+from bench_cache_qqp import shuffled_order, wilson  # noqa: E402  # one Wilson interval for both QQP scripts
 
 # Question words decide what kind of answer is wanted ("why X" vs "how X"); they are kept out of the content words and
 # compared on their own.
@@ -272,8 +271,7 @@ def main() -> None:
 
     console = Console(width=160)
     data = json.loads(Path(args.data).read_text())
-    order = list(range(len(data)))
-    random.Random(args.seed).shuffle(order)
+    order = shuffled_order(len(data), args.seed)  # the same split as bench_cache_qqp.py, so fit and report stay disjoint
     rep, fit = order[: args.n], order[args.n : args.n + args.fit_n]
     assert not set(rep) & set(fit)
     texts = {i: (data[i]["text_a"], data[i]["text_b"]) for i in rep + fit}
