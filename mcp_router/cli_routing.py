@@ -12,6 +12,7 @@ from typing import Any
 import click
 from rich.table import Table
 
+from indexer.errors import UserError
 from mcp_router.cli import console, pass_state
 
 
@@ -84,22 +85,42 @@ def register(main: click.Group) -> None:
                           f"({res['feedback_rows']} feedback rows)")
 
     @main.command("fit")
-    @click.option("--data", "data", required=True, type=click.Path(dir_okay=False), help="Labelled JSONL or CSV.")
+    @click.option("--data", "data", type=click.Path(dir_okay=False), help="Labelled JSONL or CSV (query, route[, tier]).")
     @click.option("--per-route/--global-only", default=True, help="Also fit per-route thresholds (routes with 10+ rows).")
+    @click.option("--calibrate-only", is_flag=True,
+                  help="Keep the registry's classifier; only learn when to trust it (acceptor and thresholds).")
+    @click.option("--reset", is_flag=True, help="Forget what earlier fits learned: back to the registry alone.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_state
-    def fit(state: Any, data: str, per_route: bool, as_json: bool) -> None:
-        """Learn the router's confidence model and thresholds from labelled queries, and save them."""
+    def fit(state: Any, data: str | None, per_route: bool, calibrate_only: bool, reset: bool, as_json: bool) -> None:
+        """Retrain the router's classifier on the registry plus labelled queries, calibrate it, and save it.
+
+        The accuracy "after" is out-of-fold: each query is scored by a model that did not train on it.
+        """
         from mcp_router.routing.evaluation import load_labelled
 
+        if reset:
+            found = _router(state).unfit()
+            if as_json:
+                _print_json({"reset": found})
+            else:
+                console.print("back to the registry alone" if found else "nothing was fitted")
+            return
+        if not data:
+            raise UserError("fit needs --data FILE (labelled JSONL or CSV), or --reset")
         rows = load_labelled(Path(data))
-        res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route)
+        res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
+                                 retrain=not calibrate_only)
         if as_json:
             _print_json(res)
             return
-        console.print(f"fitted on {res['rows']} rows ({res['oos_rows']} out of scope): threshold "
-                      f"{res['threshold']:.3f}, {len(res['route_thresholds'])} per-route thresholds; balanced accuracy "
-                      f"{res['balanced_accuracy_before']:.3f} -> {res['balanced_accuracy_after']:.3f}; saved {res['path']}")
+        what = "retrained the classifier and calibrated it" if res["retrained"] else "calibrated the registry's classifier"
+        console.print(f"{what} on {res['rows']} rows ({res['oos_rows']} out of scope): threshold {res['threshold']:.3f}, "
+                      f"{len(res['route_thresholds'])} per-route thresholds")
+        console.print(f"accuracy on these rows: {res['accuracy_before']:.1%} (registry only) -> "
+                      f"{res['accuracy_after']:.1%} ({res['after_is']}); balanced "
+                      f"{res['balanced_accuracy_before']:.3f} -> {res['balanced_accuracy_after']:.3f}")
+        console.print(f"saved {res['path']}")
 
     @main.command("eval")
     @click.option("--data", "data", required=True, type=click.Path(dir_okay=False), help="Labelled JSONL or CSV.")

@@ -13,6 +13,7 @@ The same object serves the CLI, the MCP tools and library users.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -131,7 +132,8 @@ class Router:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self.encoder.model_id).name)
         return f"model-v{MODEL_VERSION}-{safe}-{self.registry.content_hash()}"
 
-    def _build_model(self) -> scoring.RouteModel:
+    def _registry_model(self) -> scoring.RouteModel:
+        """The scorer trained on the registry alone (self-calibrated); cached on disk by model + registry content."""
         path = self.cache_dir / f"{self._model_key()}.npz"
         model = _load_model(path, self.registry.route_names)
         if model is None:
@@ -141,7 +143,19 @@ class Router:
             model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg,
                                             texts=texts, neg_texts=self.registry.out_of_scope)
             _save_model(path, model)
+        return model
+
+    def _build_model(self) -> scoring.RouteModel:
         fitted = self._read_fitted()
+        model = None
+        if fitted is not None and fitted.get("classifier"):
+            model = _load_model(self.cache_dir / fitted["classifier"], self.registry.route_names)
+            if model is None:
+                log.warning("the classifier trained by `mcp-router fit` (%s) is missing or unreadable: using the "
+                            "registry's own; rerun `mcp-router fit`", self.cache_dir / fitted["classifier"])
+                fitted = None  # its calibration belongs to that classifier
+        if model is None:
+            model = self._registry_model()
         if fitted is not None:
             model.acceptor = scoring.Acceptor.from_dict(fitted["acceptor"])
             model.threshold = float(fitted["threshold"])
@@ -362,37 +376,76 @@ class Router:
             self._log.flush()
 
     # -- fitting --------------------------------------------------------------------------------------------------
-    def fit(self, queries: Sequence[str], routes: Sequence[str | None], *, per_route: bool = True) -> dict:
-        """Fit the acceptor and global/per-route thresholds on labelled queries (route None = out of scope).
+    def fit(self, queries: Sequence[str], routes: Sequence[str | None], *, per_route: bool = True,
+            retrain: bool = True) -> dict:
+        """Learn from labelled queries (route None / "none" = out of scope) and save the result next to the model.
 
-        The classifier stays trained on the registry utterances; the labelled data only calibrates when to trust it,
-        so a small file cannot overfit the routes. Writes ``fitted.json`` next to the model; returns a summary.
+        ``retrain`` (the default): the classifier is retrained on the registry's utterances plus these queries, and the
+        acceptor, blend weight and thresholds are calibrated on out-of-fold scores (`scoring.retrain_route_model`), so
+        the reported "after" accuracy is measured on queries the classifier did not see. Without ``retrain`` the
+        classifier stays the registry's and the labelled rows only calibrate when to trust it (in-sample "after").
+        "before" is always the registry-only router on these queries. Returns a summary.
         """
         names = self.registry.route_names
         labels = np.array([-1 if r in (None, "", "none", "oos") else _index(names, r) for r in routes])
         if len(labels) < 10:
             raise UserError(f"only {len(labels)} labelled queries: fitting needs at least 10 (better 100+)")
-        model = self.model
-        x = self.encoder.encode(list(queries))
-        probs, feats = scoring.model_scores(model, x, list(queries))
-        pred = probs.argmax(axis=1)
-        before = scoring.balanced_accuracy(scoring.apply_threshold(pred, model.acceptor.score(feats), model.threshold,
-                                                                   model.route_thresholds), labels)
+        queries = list(queries)
+        base = self._registry_model()
+        x = self.encoder.encode(queries)
+        probs, feats = scoring.model_scores(base, x, queries)
+        pred_before = scoring.apply_threshold(probs.argmax(axis=1), base.acceptor.score(feats), base.threshold,
+                                              base.route_thresholds)
         is_oos = labels < 0
-        acceptor = scoring.fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
-        accept = acceptor.score(feats)
-        thr = scoring.fit_threshold(pred, accept, labels) if is_oos.any() else model.threshold
-        per = scoring.fit_route_thresholds(pred, accept, labels, thr, min_rows=10) if per_route and is_oos.any() else {}
-        after = scoring.balanced_accuracy(scoring.apply_threshold(pred, accept, thr, per), labels)
+        classifier = None
+        if retrain:
+            texts, y = self.registry.training_texts()
+            oos = self.registry.out_of_scope
+            reg = scoring.Labelled(np.vstack([cached_embeddings(texts, self.encoder, self.cache_dir),
+                                              cached_embeddings(oos, self.encoder, self.cache_dir)]),
+                                   np.concatenate([np.asarray(y, int), np.full(len(oos), -1)]), texts + oos)
+            model, comp, _ = scoring.retrain_route_model(reg, scoring.Labelled(x, labels, queries), names,
+                                                         per_route=per_route)
+            probs, feats = scoring.features(comp, len(names), model.has_reject, model.alpha)
+            pred = probs.argmax(axis=1)
+            acceptor, thr, per = model.acceptor, model.threshold, model.route_thresholds
+            digest = hashlib.sha256(json.dumps([self._model_key(), queries, labels.tolist()]).encode()).hexdigest()
+            classifier = f"fitted-model-{digest[:16]}.npz"  # fitted.json names its own file: no torn pairs
+            _save_model(self.cache_dir / classifier, model)
+        else:
+            pred = probs.argmax(axis=1)
+            acceptor = scoring.fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
+            thr = scoring.fit_threshold(pred, acceptor.score(feats), labels) if is_oos.any() else base.threshold
+            per = (scoring.fit_route_thresholds(pred, acceptor.score(feats), labels, thr, min_rows=10)
+                   if per_route and is_oos.any() else {})
+        pred_after = scoring.apply_threshold(pred, acceptor.score(feats), thr, per)
         data = {"model_key": self._model_key(), "acceptor": acceptor.to_dict(), "threshold": thr,
                 "route_thresholds": {names[i]: t for i, t in per.items()}, "rows": int(len(labels)),
-                "oos_rows": int(is_oos.sum()), "balanced_accuracy_before": before, "balanced_accuracy_after": after}
+                "oos_rows": int(is_oos.sum()), "retrained": retrain, "classifier": classifier,
+                "accuracy_before": float((pred_before == labels).mean()),
+                "accuracy_after": float((pred_after == labels).mean()),
+                "balanced_accuracy_before": scoring.balanced_accuracy(pred_before, labels),
+                "balanced_accuracy_after": scoring.balanced_accuracy(pred_after, labels),
+                "after_is": "out-of-fold" if retrain else "in-sample"}
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.fitted_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.fitted_path)
-        self._model = None  # rebuild with the new thresholds
+        for old in self.cache_dir.glob("fitted-model-*.npz"):
+            if old.name != classifier:
+                old.unlink(missing_ok=True)
+        self._model = None  # rebuild with the new classifier / thresholds
         return {k: v for k, v in data.items() if k != "acceptor"} | {"path": str(self.fitted_path)}
+
+    def unfit(self) -> bool:
+        """Forget what `fit` learned (back to the registry alone); True when there was something to forget."""
+        found = False
+        for p in (self.fitted_path, *self.cache_dir.glob("fitted-model-*.npz")):
+            if p.exists():
+                p.unlink()
+                found = True
+        self._model = None
+        return found
 
 
 def _index(names: list[str], route: str) -> int:

@@ -434,15 +434,92 @@ def fit_route_model(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, neg: 
                       ys.copy() if keep_knn else None, beta if keep_knn else 0.0)
 
 
+@dataclass
+class Labelled:
+    """Rows with known routes for training or calibration: vectors, route index (-1 = out of scope) and texts."""
+
+    x: np.ndarray
+    y: np.ndarray
+    texts: list[str]
+
+    def subset(self, mask: np.ndarray) -> "Labelled":
+        return Labelled(self.x[mask], self.y[mask], [t for t, m in zip(self.texts, mask) if m])
+
+    @staticmethod
+    def concat(*parts: "Labelled") -> "Labelled":
+        parts = tuple(p for p in parts if len(p.y))
+        if not parts:
+            return Labelled(np.zeros((0, 0), np.float32), np.zeros(0, int), [])
+        return Labelled(np.vstack([p.x for p in parts]), np.concatenate([p.y for p in parts]),
+                        [t for p in parts for t in p.texts])
+
+
+def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """Fold number of each row, every class spread round-robin over the folds in a seeded random order."""
+    rng = np.random.default_rng(seed)
+    fold_of = np.zeros(len(labels), dtype=int)
+    for cls in np.unique(labels):
+        idx = np.where(labels == cls)[0]
+        fold_of[rng.permutation(idx)] = np.arange(len(idx)) % folds
+    return fold_of
+
+
+def _train_parts(pool: Labelled, k: int, n_cls: int, c: float, lexical_c: float,
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LexicalModel]:
+    """Classifier weights, centroids and lexical model of one training pool (label -1 rows = the reject class)."""
+    ys = np.where(pool.y < 0, k, pool.y)
+    w, b = fit_linear_classifier(pool.x, ys, n_cls, c)
+    ins = pool.y >= 0
+    cents = centroids(pool.x[ins], pool.y[ins], k)
+    lex = fit_lexical(pool.texts, ys, n_cls, lexical_c)
+    return w, b, cents, lex
+
+
+def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[str], *, c: float = 20.0,
+                        lexical_c: float = 10.0, folds: int = 5, per_route: bool = True, seed: int = 0,
+                        ) -> tuple[RouteModel, Components, np.ndarray]:
+    """Retrain the classifier on the registry's utterances plus user-labelled queries (``mcp-router fit``).
+
+    Calibration (blend weight, acceptor, thresholds) must see scores of queries the classifier did not train on, so
+    the labelled rows are split into stratified folds: each fold is scored by a model trained on the registry plus
+    the other folds, and the calibration is fitted on those out-of-fold scores with in-scope accuracy and OOS recall
+    weighted equally. The final classifier then trains on everything. Returns the model, the out-of-fold components
+    and their labels (so the caller can report out-of-fold accuracy: an honest estimate on unseen queries).
+    """
+    k = len(names)
+    has_reject = bool((registry.y < 0).any() or (labelled.y < 0).any())
+    n_cls = k + 1 if has_reject else k
+    n_folds = max(2, min(folds, len(labelled.y)))
+    fold_of = stratified_folds(labelled.y, n_folds, seed)
+    parts, order = [], []
+    for f in range(n_folds):
+        test = fold_of == f
+        if not test.any():
+            continue
+        w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(~test)), k, n_cls, c, lexical_c)
+        held = labelled.subset(test)
+        parts.append(components(held.x, w, b, cents, lex, held.texts))
+        order.append(np.where(test)[0])
+    comp = Components.stack(parts, np.concatenate(order))
+    labels = labelled.y
+    alpha, _ = choose_blend(comp, labels, k, betas=(0.0,))
+    probs, feats = features(comp, k, has_reject, alpha)
+    pred = probs.argmax(axis=1)
+    is_oos = labels < 0
+    acceptor = fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
+    accept = acceptor.score(feats)
+    thr = fit_threshold(pred, accept, labels) if is_oos.any() else float(np.quantile(accept, 0.02))
+    per = fit_route_thresholds(pred, accept, labels, thr, min_rows=10) if per_route and is_oos.any() else {}
+    w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled), k, n_cls, c, lexical_c)
+    model = RouteModel(list(names), w, b, cents, has_reject, acceptor, thr, per, lex, alpha)
+    return model, comp, labels
+
+
 def _out_of_fold(xs: np.ndarray, ys: np.ndarray, k: int, n_cls: int, c: float, folds: int, seed: int,
                  texts: Sequence[str] | None = None, lexical_c: float = 10.0,
                  knn: bool = False) -> tuple[Components, np.ndarray]:
     """Score every row with models that did not see it (stratified folds); OOS rows get label -1."""
-    rng = np.random.default_rng(seed)
-    fold_of = np.zeros(len(ys), dtype=int)
-    for cls in np.unique(ys):
-        idx = np.where(ys == cls)[0]
-        fold_of[rng.permutation(idx)] = np.arange(len(idx)) % folds
+    fold_of = stratified_folds(ys, folds, seed)
     parts, order = [], []
     for f in range(folds):
         test = fold_of == f

@@ -226,3 +226,50 @@ async def test_mcp_route_query_and_feedback(app: App, mode: str) -> None:
         assert res.is_error and "unknown tier" in res.content[0].text
         res = await c.call_tool("route_query", {"query": "   "})
         assert res.is_error and "empty" in res.content[0].text
+
+
+PORTING = [("translate this python function to go", "refactoring"), ("port this java class to kotlin", "refactoring"),
+           ("convert this javascript to typescript", "refactoring"), ("rewrite this bash script in python", "refactoring"),
+           ("turn this ruby method into elixir", "refactoring"), ("convert this C code to rust", "refactoring"),
+           ("port this php controller to node", "refactoring"), ("translate the perl script to python 3", "refactoring"),
+           ("write a bedtime story about dragons", None), ("what's the weather like in paris", None),
+           ("recommend a good pizza place", None),
+           ("write a python function that merges two sorted lists", "code_generation"),
+           ("what's the syntax for a python decorator", "syntax_help"),
+           ("TypeError: 'NoneType' object is not subscriptable", "debugging"),
+           ("write pytest tests for the parser", "test_writing")]
+HELD_OUT_PORTING = ["port this swift view to jetpack compose kotlin", "convert my python 2 script to go",
+                    "translate this C# service into java", "rewrite this coffeescript file in modern javascript",
+                    "port these matlab functions to numpy"]
+
+
+def test_fit_retrains_the_classifier_and_generalises_to_unseen_queries(router: Router, app: App) -> None:
+    """A team convention ("porting between languages is refactoring") taught with 8 examples carries over to
+    queries that were not in the file, survives a restart, and `unfit` restores the registry's behaviour."""
+    before = [d.route for d in router.route_batch(HELD_OUT_PORTING)]
+    assert before.count("refactoring") < len(HELD_OUT_PORTING)  # the registry alone does not know the convention
+    res = router.fit([q for q, _ in PORTING], [r for _, r in PORTING])
+    assert res["retrained"] and res["after_is"] == "out-of-fold"
+    assert res["accuracy_after"] > res["accuracy_before"]
+    assert (router.cache_dir / res["classifier"]).is_file()
+    assert [d.route for d in router.route_batch(HELD_OUT_PORTING)] == ["refactoring"] * len(HELD_OUT_PORTING)
+    fresh = Router.from_app(App(app.root))  # a new process reads the fitted classifier from disk
+    assert [d.route for d in fresh.route_batch(HELD_OUT_PORTING)] == ["refactoring"] * len(HELD_OUT_PORTING)
+    clear = [q for qs in CLEAR.values() for q in qs]
+    assert [d.route for d in fresh.route_batch(clear)] == [r for r, qs in CLEAR.items() for _ in qs]
+    assert fresh.unfit() and not list(fresh.cache_dir.glob("fitted-model-*.npz"))
+    assert [d.route for d in fresh.route_batch(HELD_OUT_PORTING)] == before
+
+
+def test_fit_calibrate_only_keeps_the_registry_classifier(router: Router) -> None:
+    res = router.fit([q for q, _ in PORTING], [r for _, r in PORTING], retrain=False)
+    assert not res["retrained"] and res["classifier"] is None and res["after_is"] == "in-sample"
+    probs_routes = {d.route for d in router.route_batch(HELD_OUT_PORTING)}
+    assert probs_routes != {"refactoring"}  # thresholds moved, but the classifier did not learn the convention
+
+
+def test_fit_with_a_missing_classifier_file_falls_back_to_the_registry(router: Router, app: App) -> None:
+    res = router.fit([q for q, _ in PORTING], [r for _, r in PORTING])
+    (router.cache_dir / res["classifier"]).unlink()
+    fresh = Router.from_app(App(app.root))
+    assert fresh.route("write a python function that merges two sorted lists", record=False).route == "code_generation"
