@@ -273,6 +273,10 @@ class Router:
             tier_i += cx.delta
             fired += [f"complexity:{f}" for f in cx.fired]
             why.append(f"{'+' if cx.delta > 0 else ''}{cx.delta} for {', '.join(cx.fired)}")
+        if tier_i < cx.floor:
+            tier_i = cx.floor
+            fired.append("complexity:paste-needs-reading")
+            why.append(f"at least {tiers[min(cx.floor, len(tiers) - 1)]} for the pasted code")
         tier_i = int(np.clip(tier_i, 0, len(tiers) - 1))
 
         if self.feedback is not None and len(self.feedback):

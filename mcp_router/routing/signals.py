@@ -25,6 +25,20 @@ _REASONING = re.compile(
     r"migration plan|plan (the|a|our) migration|root cause|compare (the )?approaches|pros and cons)\b",
     re.IGNORECASE,
 )
+_BIG = re.compile(  # a large unit of work: "the whole class", "a full test suite", "~40 components", "800-line utils"
+    r"\b(whole|entire|full|complete)\s+(\w+\s+){0,2}?(class|file|module|package|suite|app|application|flow|service|"
+    r"stack|pipeline|sdk|api|backend|frontend|system|project|repo|migration)\b|"
+    r"(~|\babout\s+|\bover\s+)?\b([1-9]\d+)\+?\s+(\w+\s+)?(files|modules|components|services|microservices|jobs|"
+    r"endpoints|functions|methods|classes|tables|repos|packages|pages|screens|handlers|workflows|lambdas)\b|"
+    r"\b\d{3,}[- ]lines?\b|\b\d{3,}\s+lines\b",
+    re.IGNORECASE,
+)
+_PATH = re.compile(r"(?<![\w/])(?:[\w.-]+/)+[\w.-]*")
+_PLANNING = re.compile(  # asks for multi-step work or a justified answer rather than a lookup
+    r"\b(justify|work out|figure out|threat[- ]model\w*|audit|strategy|plan|roadmap|walk (me )?through|step through|"
+    r"in depth|thorough(ly)?|end[- ]to[- ]end|zero[- ]downtime|root[- ]cause|why exactly)\b",
+    re.IGNORECASE,
+)
 _SIMPLE = re.compile(r"\b(quick(ly)?|just|simple|one[- ]liner|short answer|tl;?dr|briefly)\b", re.IGNORECASE)
 _TRACE_LINE = re.compile(
     r"^\s*(File \".+\", line \d+|at [\w.$<>]+\(.*\)|[\w/.-]+\.(go|rs|js|ts|c|cpp|java|py):\d+|#\d+\s+0x[0-9a-f]+|"
@@ -36,9 +50,10 @@ _CODE_LINE = re.compile(r"[{};=()\[\]<>]|^\s{2,}\S|^\s*(def|class|fn|func|functi
 
 @dataclass
 class ComplexitySignal:
-    """How far to move the route's default tier (-1, 0, +1 or +2) and why."""
+    """How far to move the route's default tier (-1, 0, +1 or +2), the lowest tier index the query may get, and why."""
 
     delta: int = 0
+    floor: int = 0
     fired: list[str] = field(default_factory=list)
     code_lines: int = 0
     trace_lines: int = 0
@@ -55,24 +70,32 @@ def count_code_lines(text: str) -> tuple[int, int]:
 def complexity_signal(text: str, long_code_lines: int = 40, long_trace_lines: int = 15) -> ComplexitySignal:
     """Read scope, pasted code/trace length and reasoning cues.
 
-    Up one tier each for: a codebase-wide scope, a long paste, reasoning cues (two or more cues count once more).
+    Up one tier each for: a codebase-wide or large scope (the whole codebase, several paths, "~40 components", a
+    "full test suite"), a long paste, and reasoning or planning cues (three or more distinct cues count once more).
     Down one only for an explicitly simple ask ("quick", "one-liner") that is short and pastes nothing.
     """
     sig = ComplexitySignal()
     sig.code_lines, sig.trace_lines = count_code_lines(text)
     up = 0
+    big = _BIG.search(text)
+    paths = {m.group(0).rstrip("/.") for m in _PATH.finditer(text) if "://" not in text[max(0, m.start() - 3):m.end()]}
     if _SCOPE.search(text):
         up += 1
         sig.fired.append("scope:codebase")
+    elif big or len(paths) >= 3:
+        up += 1
+        sig.fired.append("scope:" + (big.group(0).strip().lower()[:30] if big else f"{len(paths)} paths"))
     if sig.code_lines >= long_code_lines or sig.trace_lines >= long_trace_lines:
         up += 1
         sig.fired.append(f"paste:{sig.code_lines}code/{sig.trace_lines}trace lines")
-    cues = {m.group(0).lower() for m in _REASONING.finditer(text)}
+    cues = {m.group(0).lower() for m in _REASONING.finditer(text)} | {m.group(0).lower() for m in _PLANNING.finditer(text)}
     if cues:
         up += 1 if len(cues) < 3 else 2
         sig.fired.append("reasoning:" + ",".join(sorted(cues))[:60])
+    if sig.code_lines >= 3 or sig.trace_lines >= 2:
+        sig.floor = 1  # pasted code or a trace has to be read and reasoned about: never the lookup tier
     words = len(text.split())
-    if not up and _SIMPLE.search(text) and words <= 12 and sig.code_lines == 0:
+    if not up and _SIMPLE.search(text) and words <= 12 and sig.code_lines == 0 and not sig.floor:
         sig.delta = -1
         sig.fired.append("simple-ask")
         return sig

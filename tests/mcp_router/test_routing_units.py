@@ -97,6 +97,29 @@ def test_complexity_scope_paste_reasoning_and_simple() -> None:
     assert complexity_signal("quick one-liner to reverse a list").delta == -1
 
 
+@pytest.mark.parametrize("text, fired", [
+    ("write a full test suite for this state machine", "scope:full test suite"),
+    ("plan the migration order across ~40 components", "scope:~40 components"),
+    ("split our 800-line utils.py into modules", "scope:800-line"),
+    ("audit the auth flow across auth/, gateway/ and users/ for weaknesses", "scope:3 paths"),
+])
+def test_complexity_reads_large_scopes(text: str, fired: str) -> None:
+    s = complexity_signal(text)
+    assert s.delta >= 1 and fired in s.fired, s.fired
+
+
+def test_complexity_small_asks_and_urls_do_not_count_as_scope() -> None:
+    assert complexity_signal("rename this variable in src/app.py").delta == 0
+    assert complexity_signal("fetch https://example.com/a/b/c/d and print it").delta == 0
+    assert complexity_signal("write a function that adds 2 numbers").delta == 0
+
+
+def test_pasted_code_sets_a_floor_above_the_lookup_tier() -> None:
+    pasted = "is this idiomatic?\n```python\nfor i in range(len(xs)):\n    print(i, xs[i])\n    total += xs[i]\n```"
+    assert complexity_signal(pasted).floor == 1
+    assert complexity_signal("is `for i in range(len(xs))` idiomatic python").floor == 0
+
+
 def test_privacy_finds_secrets_and_pii_without_returning_them() -> None:
     assert privacy_signal("how do I sort a dict by value") == []
     assert "aws-access-key" in privacy_signal("boto3 fails with key AKIAIOSFODNN7EXAMPLE")
