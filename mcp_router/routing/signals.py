@@ -92,7 +92,7 @@ def complexity_signal(text: str, long_code_lines: int = 40, long_trace_lines: in
     if cues:
         up += 1 if len(cues) < 3 else 2
         sig.fired.append("reasoning:" + ",".join(sorted(cues))[:60])
-    if sig.code_lines >= 3 or sig.trace_lines >= 2:
+    if sig.code_lines >= 3 or sig.trace_lines >= 2 or (sig.code_lines >= 1 and "```" in text):
         sig.floor = 1  # pasted code or a trace has to be read and reasoned about: never the lookup tier
     words = len(text.split())
     if not up and _SIMPLE.search(text) and words <= 12 and sig.code_lines == 0 and not sig.floor:
