@@ -5,7 +5,8 @@ results, so it is tested without a model and runs in microseconds over a few tho
 
 How a query is scored against catalogue tool ``i``:
 - ``dense_i``: cosine of the query vector with the tool's embedded text (name words, server, description, parameters);
-- ``lex_i``: BM25F over the separately weighted fields name (3), server (2), description (1) and parameters (1);
+- ``lex_i``: BM25F over the separately weighted fields name (3), server (2), description (1), parameters (1) and
+  the parameters' allowed values (0.7); a date or time of day in the query adds the word "date" / "time";
 - fused ``score_i = dense_i + w_lex * lex_i / max_j lex_j``: a score-level fusion, not rank fusion, so the value keeps
   the dense part's absolute meaning and one bar (``min_score``) works for every query.
 
@@ -65,7 +66,10 @@ def tokenize(text: str) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 # BM25F over precomputed postings
 
-FIELD_WEIGHTS: dict[str, float] = {"name": 3.0, "server": 2.0, "description": 1.0, "params": 1.0}
+# ``values`` holds the parameters' allowed (enum) values: below the parameter text, because an enum value is often an
+# everyday word ("open", "all") that a request uses in another sense (0.7 chosen on the BFCL fit half; at 1.0 the
+# verb "open" outranked the right tool of an MCP catalogue request).
+FIELD_WEIGHTS: dict[str, float] = {"name": 3.0, "server": 2.0, "description": 1.0, "params": 1.0, "values": 0.7}
 
 
 @dataclass(frozen=True)
@@ -144,9 +148,10 @@ def expand_abbreviations(text: str) -> str:
 
 
 def surface_words(text: str) -> dict[str, str]:
-    """Stem -> the word as the user wrote it, so explanations show ``staged``, not ``stag``."""
+    """Stem -> the word as the user wrote it, so explanations show ``staged``, not ``stag`` (and ``date`` for the
+    type word a written date adds)."""
     out: dict[str, str] = {}
-    for part in _WORD.findall(text):
+    for part in _WORD.findall(text) + [w for kind in value_types(text) for w in kind.split()]:
         for w in _CAMEL.split(part):
             lw = w.lower()
             if len(lw) >= 2 and lw not in STOPWORDS:
@@ -154,11 +159,37 @@ def surface_words(text: str) -> dict[str, str]:
     return out
 
 
+# Argument values a request spells out, and the word a tool definition uses for such a parameter. "Weather in Paris
+# on 12 March" never says "date", but the tool that takes a date says it in its parameters; adding the type word lets
+# the keyword score prefer that tool. Measured on BFCL (fit half / eval half): recall@5 +0.4 / +0.4, recall@1
+# +0.9 / +0.8; MCP catalogue unchanged. URLs, e-mails and file paths were tried the same way: neutral on BFCL, and
+# "file path" moved two filesystem requests of the MCP catalogue down, so they are left out.
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|" \
+         r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+VALUE_TYPES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("date", re.compile(
+        r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|"
+        + _MONTH + r"\.? \d{1,2}(?:st|nd|rd|th)?\b|\d{1,2}(?:st|nd|rd|th)? (?:of )?" + _MONTH + r"\b|"
+        r"today|tomorrow|yesterday|"
+        r"(?:mon|tues|wednes|thurs|fri|satur|sun)day)", re.IGNORECASE)),
+    ("time", re.compile(r"\b\d{1,2}(?::\d{2})? ?(?:am|pm)\b|\b\d{1,2}:\d{2}\b|\bnoon\b|\bmidnight\b", re.IGNORECASE)),
+)
+
+
+def value_types(text: str) -> list[str]:
+    """The kinds of argument value ``text`` contains: ``"on 12 March at 5pm"`` -> ``["date", "time"]``."""
+    return [name for name, pattern in VALUE_TYPES if pattern.search(text)]
+
+
 def query_terms(text: str, context: str = "", context_weight: float = 0.3) -> dict[str, float]:
-    """Query term -> weight. Terms of ``context`` count ``context_weight`` as much (they sharpen, not steer)."""
+    """Query term -> weight. Terms of ``context`` count ``context_weight`` as much (they sharpen, not steer).
+    The kind of each argument value the query spells out (a date, a time of day) counts as a query word too."""
     terms: dict[str, float] = {}
     for t in tokenize(text):
         terms[t] = 1.0
+    for kind in value_types(text):
+        for t in tokenize(kind):
+            terms[t] = 1.0
     if context:
         for t in tokenize(context):
             terms.setdefault(t, context_weight)
@@ -279,7 +310,7 @@ def explain(i: int, terms: dict[str, float], index: KeywordIndex, dense: float,
     words = words or {}
     if index.field_terms:
         fields = index.field_terms[i]
-        for fname in ("name", "server", "params", "description"):
+        for fname in ("name", "server", "params", "values", "description"):
             hit = sorted(t for t in terms if terms[t] >= 1.0 and t in fields.get(fname, ()))
             if hit:
                 parts.append(f"{fname}: {' '.join(words.get(h, h) for h in hit[:5])}")

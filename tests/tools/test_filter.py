@@ -103,3 +103,36 @@ def test_abbreviations_expand_and_reasons_show_the_users_words() -> None:
     assert expand_abbreviations("improve the prose") == "improve the prose"
     out = run([0.3, 0.6, 0.1, 0.1], "stage the files", k=1, query_text="stage the files")
     assert "staging" not in out.tools[0].reason and "stage" in out.tools[0].reason
+
+
+def test_value_types_add_the_type_word_a_tool_definition_uses() -> None:
+    from tools.filter import value_types
+
+    assert value_types("weather in Paris on 12 March at 5pm") == ["date", "time"]
+    assert value_types("book a table for 2024-05-01") == ["date"]
+    assert value_types("list the open pull requests") == []
+    terms = query_terms("forecast for tomorrow")
+    assert "dat" in terms or "date" in terms  # the stem of the added type word
+
+
+def test_enum_values_are_a_separate_lower_weight_keyword_field() -> None:
+    from tools.catalog import ToolDef
+    from tools.filter import FIELD_WEIGHTS, explain
+    from tools.index import enum_values, keyword_fields
+
+    params = {"type": "object", "properties": {
+        "genre": {"type": "string", "enum": ["Comedy", "Thriller", "Drama"]},
+        "units": {"type": "array", "items": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "verbose": {"type": "boolean", "enum": [True, False]},
+    }}
+    movies = ToolDef("cinema", "find_movies", "Search films showing in a city", params, {"name": "find_movies"})
+    plain = ToolDef("cinema", "find_theaters", "Search cinemas in a city", {"type": "object", "properties": {}},
+                    {"name": "find_theaters"})
+    assert enum_values(movies) == ["Comedy", "Thriller", "Drama", "celsius", "fahrenheit"]
+    docs = [keyword_fields(movies), keyword_fields(plain)]
+    assert docs[1]["values"] == "" and 0 < FIELD_WEIGHTS["values"] < FIELD_WEIGHTS["params"]
+    index = build_keyword_index(docs)
+    terms = query_terms("a comedy in berlin tonight")
+    scores, _ = keyword_scores(index, terms)
+    assert scores[0] > scores[1] == 0.0
+    assert "values: comedy" in explain(0, terms, index, 0.5, words={"comedi": "comedy"}).lower()
