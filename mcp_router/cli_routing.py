@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 
 from indexer.errors import UserError
-from mcp_router.cli import console, pass_state
+from mcp_router.cli import console, err_console, pass_state
 
 
 class _DefaultGroup(click.Group):
@@ -109,8 +109,10 @@ def register(main: click.Group) -> None:
         if not data:
             raise UserError("fit needs --data FILE (labelled JSONL or CSV), or --reset")
         rows = load_labelled(Path(data))
-        res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
-                                 retrain=not calibrate_only)
+        what = "calibrating" if calibrate_only else "retraining the classifier on the registry + your rows (5 folds)"
+        with err_console.status(f"{what}, {len(rows)} rows..."):
+            res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
+                                     retrain=not calibrate_only)
         if as_json:
             _print_json(res)
             return

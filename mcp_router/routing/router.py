@@ -132,18 +132,44 @@ class Router:
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self.encoder.model_id).name)
         return f"model-v{MODEL_VERSION}-{safe}-{self.registry.content_hash()}"
 
+    @property
+    def shared_dir(self) -> Path:
+        """Machine-wide cache of registry models and utterance vectors. Keys hold the model id and the registry's
+        content hash, so every repository using the same registry shares one build (seconds to a minute on 2 cores)
+        instead of paying it per index folder."""
+        from indexer.encoder import cache_root
+
+        return cache_root() / "routing"
+
     def _registry_model(self) -> scoring.RouteModel:
         """The scorer trained on the registry alone (self-calibrated); cached on disk by model + registry content."""
-        path = self.cache_dir / f"{self._model_key()}.npz"
-        model = _load_model(path, self.registry.route_names)
-        if model is None:
-            texts, labels = self.registry.training_texts()
-            x = cached_embeddings(texts, self.encoder, self.cache_dir)
-            neg = cached_embeddings(self.registry.out_of_scope, self.encoder, self.cache_dir)
-            model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg,
-                                            texts=texts, neg_texts=self.registry.out_of_scope)
-            _save_model(path, model)
+        name = f"{self._model_key()}.npz"
+        for folder in (self.cache_dir, self.shared_dir):
+            model = _load_model(folder / name, self.registry.route_names)
+            if model is not None:
+                return model
+        texts, labels = self.registry.training_texts()
+        x, neg = self._registry_vectors()
+        model = scoring.fit_route_model(x, np.asarray(labels), self.registry.route_names, neg=neg,
+                                        texts=texts, neg_texts=self.registry.out_of_scope)
+        for folder in (self.shared_dir, self.cache_dir):
+            try:
+                _save_model(folder / name, model)
+                break
+            except OSError as exc:  # a read-only home folder: fall back to the index folder
+                log.debug("cannot cache the route model in %s: %s", folder, exc)
         return model
+
+    def _registry_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors of the registry's utterances and of its out-of-scope examples (cached machine-wide)."""
+        texts, _ = self.registry.training_texts()
+        for folder in (self.shared_dir, self.cache_dir):
+            try:
+                return (cached_embeddings(texts, self.encoder, folder),
+                        cached_embeddings(self.registry.out_of_scope, self.encoder, folder))
+            except OSError as exc:
+                log.debug("cannot cache utterance vectors in %s: %s", folder, exc)
+        raise UserError(f"cannot write the routing cache in {self.cache_dir}: check its permissions")
 
     def _build_model(self) -> scoring.RouteModel:
         fitted = self._read_fitted()
@@ -405,8 +431,7 @@ class Router:
         if retrain:
             texts, y = self.registry.training_texts()
             oos = self.registry.out_of_scope
-            reg = scoring.Labelled(np.vstack([cached_embeddings(texts, self.encoder, self.cache_dir),
-                                              cached_embeddings(oos, self.encoder, self.cache_dir)]),
+            reg = scoring.Labelled(np.vstack(self._registry_vectors()),
                                    np.concatenate([np.asarray(y, int), np.full(len(oos), -1)]), texts + oos)
             model, comp, _ = scoring.retrain_route_model(reg, scoring.Labelled(x, labels, queries), names,
                                                          per_route=per_route)

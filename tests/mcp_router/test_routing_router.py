@@ -183,9 +183,13 @@ def test_user_registry_error_is_one_clear_line(app: App) -> None:
     assert res.exit_code == 1 and "routes.yaml:3" in res.output and "gigantic" in res.output
 
 
-def test_registry_embeddings_are_cached_on_disk(app: App) -> None:
-    cache = app.index_dir / "routing"
-    assert list(cache.glob("emb-*.npy")) and list(cache.glob("model-*.npz"))
+def test_registry_embeddings_are_cached_on_disk(app: App, tmp_path: Path) -> None:
+    """The registry's vectors and model are cached machine-wide: another repository (another index folder) encodes
+    and trains nothing."""
+    first = Router.from_app(app)
+    key = first._model_key()
+    assert list(first.shared_dir.glob("emb-*.npy")) and (first.shared_dir / f"{key}.npz").is_file()
+    cache = tmp_path / "other-repo-index" / "routing"
 
     class NoEncode:
         model_id = app.encoder.model_id
