@@ -1,6 +1,6 @@
 """Coding routes: the shipped registry on labelled coding-assistant queries.
 
-    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_test.jsonl] [--fit fixtures/routing/coding_dev.jsonl]
+    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_test.jsonl] [--fit fixtures/routing/coding_dev.jsonl ...]
 
 Two labelled sets, both written for this project without copying route utterances:
 - fixtures/routing/coding_dev.jsonl (219): written by the registry's author; route utterances were later added after
@@ -39,11 +39,12 @@ console = Console()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_test.jsonl"))
-    ap.add_argument("--fit", default=None, help="first run `fit` on this labelled file (never the --data file)")
+    ap.add_argument("--fit", action="append", default=[],
+                    help="first run `fit` on these labelled files (repeatable; never the --data file)")
     ap.add_argument("--name", default="router_coding", help="result file name")
     args = ap.parse_args()
     rows = load_labelled(Path(args.data))
-    if args.fit and Path(args.fit).resolve() == Path(args.data).resolve():
+    if any(Path(f).resolve() == Path(args.data).resolve() for f in args.fit):
         sys.exit("--fit and --data must be different files: fitting on the evaluation data is not a measurement")
     with tempfile.TemporaryDirectory() as tmp:
         router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp))
@@ -52,7 +53,7 @@ def main() -> None:
         build_s = time.perf_counter() - t
         fit = None
         if args.fit:
-            frows = load_labelled(Path(args.fit))
+            frows = [r for f in args.fit for r in load_labelled(Path(f))]
             fit = router.fit([r.query for r in frows], [r.route for r in frows])
         decisions = router.route_batch([r.query for r in rows])
         single = [router.route(r.query, record=False).latency_ms for r in rows[:100]]
@@ -66,7 +67,7 @@ def main() -> None:
     rep["fitted_on"] = args.fit
     rep["fit"] = fit
     rep["date"] = time.strftime("%Y-%m-%d")
-    title = f"{Path(args.data).name} ({rep['rows']} queries)" + (f", after fit on {Path(args.fit).name}" if args.fit else "")
+    title = f"{Path(args.data).name} ({rep['rows']} queries)" + (f", after fit on {' + '.join(Path(f).name for f in args.fit)}" if args.fit else "")
     tab = Table(title=title)
     for col in ("metric", "value", "target"):
         tab.add_column(col)
