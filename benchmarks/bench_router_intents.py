@@ -6,6 +6,9 @@
 Routes = the train split (all of it, or 10 utterances per intent: the first ten, and ten random over 3 seeds).
 Classifier training (embedding logistic regression + TF-IDF lexical logistic regression; ``--knn`` adds a kNN vote over
 the train utterances) uses train only; the blend weights, the acceptor and thresholds are fitted on val (in-scope + OOS val); every number is on test.
+``ours_fit_val`` is the product's ``mcp-router fit --data val``: the classifier is retrained on the routes plus val
+(labelled out-of-scope val rows join a reject class) and calibrated on out-of-fold val scores
+(`scoring.retrain_route_model`); in the 10-per-route settings only val's out-of-scope rows join training.
 ``--no-lexical`` runs the embedding-only scorer (the previous method) and writes router_<dataset>_embedding_only.json. Reference methods run on the same vectors:
 - semantic-router-style: top-5 most similar utterances summed per route, threshold 0.5 (its default) and fitted on val;
 - centroid: cosine to each route's mean utterance, threshold fitted on val.
@@ -175,6 +178,7 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
                     "routes": k, "lexical": lexical, "settings": {}}
     # one fit per routes setting (and seed), shared by the test sets; per-route thresholds reuse the same model
     fits: dict[tuple[str, int], tuple] = {}
+    fits_val: dict[tuple[str, int], tuple] = {}
     for setting, sels in settings.items():
         for j, sel in enumerate(sels):
             t = time.perf_counter()
@@ -183,17 +187,33 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
             per = with_route_thresholds(m, xva, yva, va_texts) if setting == "full" else {}
             fits[(setting, j)] = (m, fit_s, per)
             console.print(f"fitted {setting}[{j}] in {fit_s:.1f} s (lexical weight {m.alpha}, kNN weight {m.beta})")
+            if lexical:
+                # `mcp-router fit --data val`: classifier retrained on the routes + val, calibrated out-of-fold on val.
+                # In the 10-per-route settings only val's out-of-scope rows may join training (routes stay 10-shot).
+                t = time.perf_counter()
+                mf, _, _ = scoring.retrain_route_model(
+                    scoring.Labelled(xtr[sel], ytr[sel], [train_in[i][0] for i in sel]),
+                    scoring.Labelled(xva, yva, va_texts), names, c=c_for[setting], per_route=setting == "full",
+                    trainable=None if setting == "full" else yva < 0)
+                fits_val[(setting, j)] = (mf, time.perf_counter() - t)
+                console.print(f"fit-on-val {setting}[{j}] in {fits_val[(setting, j)][1]:.1f} s")
     for test_name, test_rows in tests.items():
         xte, yte = emb(test_rows), lab(test_rows)
         te_texts = [t for t, _ in test_rows]
         for setting, sels in settings.items():
-            runs = {"ours": [], "ours_per_route": [], "centroid": [], "srouter_default": [], "srouter_fitted": []}
+            runs = {"ours": [], "ours_per_route": [], "ours_fit_val": [], "ours_fit_val_per_route": [], "centroid": [],
+                    "srouter_default": [], "srouter_fitted": []}
             for j, sel in enumerate(sels):
                 a = (xtr[sel], ytr[sel])
                 m, fit_s, per = fits[(setting, j)]
                 runs["ours"].append(ours(m, fit_s, xte, yte, te_texts))
                 if setting == "full":
                     runs["ours_per_route"].append(ours(m, fit_s, xte, yte, te_texts, per))
+                if (setting, j) in fits_val:
+                    mf, fs = fits_val[(setting, j)]
+                    runs["ours_fit_val"].append(ours(mf, fs, xte, yte, te_texts))
+                    if mf.route_thresholds:
+                        runs["ours_fit_val_per_route"].append(ours(mf, fs, xte, yte, te_texts, mf.route_thresholds))
                 runs["centroid"].append(centroid(*a, k, xva, yva, xte, yte))
                 sr = srouter_style(*a, k, xva, yva, xte, yte)
                 runs["srouter_default"].append(sr["default_threshold"])

@@ -477,7 +477,7 @@ def _train_parts(pool: Labelled, k: int, n_cls: int, c: float, lexical_c: float,
 
 def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[str], *, c: float = 20.0,
                         lexical_c: float = 10.0, folds: int = 5, per_route: bool = True, seed: int = 0,
-                        ) -> tuple[RouteModel, Components, np.ndarray]:
+                        trainable: np.ndarray | None = None) -> tuple[RouteModel, Components, np.ndarray]:
     """Retrain the classifier on the registry's utterances plus user-labelled queries (``mcp-router fit``).
 
     Calibration (blend weight, acceptor, thresholds) must see scores of queries the classifier did not train on, so
@@ -485,8 +485,11 @@ def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[
     the other folds, and the calibration is fitted on those out-of-fold scores with in-scope accuracy and OOS recall
     weighted equally. The final classifier then trains on everything. Returns the model, the out-of-fold components
     and their labels (so the caller can report out-of-fold accuracy: an honest estimate on unseen queries).
+    ``trainable`` (a mask over the labelled rows, default all) limits which of them may join the training pool; the
+    others only calibrate (a benchmark keeping "10 utterances per route" adds only the out-of-scope rows).
     """
     k = len(names)
+    trainable = np.ones(len(labelled.y), bool) if trainable is None else np.asarray(trainable, bool)
     has_reject = bool((registry.y < 0).any() or (labelled.y < 0).any())
     n_cls = k + 1 if has_reject else k
     n_folds = max(2, min(folds, len(labelled.y)))
@@ -496,7 +499,8 @@ def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[
         test = fold_of == f
         if not test.any():
             continue
-        w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(~test)), k, n_cls, c, lexical_c)
+        w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(~test & trainable)), k, n_cls, c,
+                                        lexical_c)
         held = labelled.subset(test)
         parts.append(components(held.x, w, b, cents, lex, held.texts))
         order.append(np.where(test)[0])
@@ -510,7 +514,7 @@ def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[
     accept = acceptor.score(feats)
     thr = fit_threshold(pred, accept, labels) if is_oos.any() else float(np.quantile(accept, 0.02))
     per = fit_route_thresholds(pred, accept, labels, thr, min_rows=10) if per_route and is_oos.any() else {}
-    w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled), k, n_cls, c, lexical_c)
+    w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(trainable)), k, n_cls, c, lexical_c)
     model = RouteModel(list(names), w, b, cents, has_reject, acceptor, thr, per, lex, alpha)
     return model, comp, labels
 

@@ -170,6 +170,35 @@ def test_route_model_classifies_and_rejects_far_points() -> None:
     assert scoring.decide(model, x[0], blocked=[0])["best"] != 0
 
 
+def test_retrain_learns_labelled_rows_and_calibrates_out_of_fold() -> None:
+    """Labelled rows of a region the registry never saw (here: one cluster labelled out of scope) are learned as the
+    reject class; `trainable` keeps in-scope labelled rows out of training (the routes stay as given)."""
+    x, y, far = _blobs(k=4)
+    reg = scoring.Labelled(x[y < 3], y[y < 3], [f"r{i}" for i in range(int((y < 3).sum()))])
+    region = x[y == 3]  # an unseen cluster the user labels "none"
+    lab_x = np.vstack([x[y < 3][::3], region[:20]])
+    lab_y = np.concatenate([y[y < 3][::3], np.full(20, -1)])
+    labelled = scoring.Labelled(lab_x, lab_y, [f"l{i}" for i in range(len(lab_y))])
+    before = scoring.fit_route_model(reg.x, reg.y, ["a", "b", "c"], texts=reg.texts)
+    model, comp, labels = scoring.retrain_route_model(reg, labelled, ["a", "b", "c"], c=10.0, lexical_c=1.0)
+    assert model.has_reject and len(labels) == len(lab_y) and comp.logits.shape == (len(lab_y), 4)
+
+    def routed(m: scoring.RouteModel, pts: np.ndarray, texts: list[str]) -> np.ndarray:
+        probs, feats = scoring.model_scores(m, pts, texts)
+        return scoring.apply_threshold(probs.argmax(1), m.acceptor.score(feats), m.threshold)
+
+    unseen = region[20:]  # same region, rows not in the labelled file
+    names = [f"u{i}" for i in range(len(unseen))]
+    assert (routed(model, unseen, names) == -1).mean() > (routed(before, unseen, names) == -1).mean()
+    assert (routed(model, unseen, names) == -1).mean() >= 0.9
+    ins = x[y < 3][1::3]
+    assert (routed(model, ins, [f"i{i}" for i in range(len(ins))]) == y[y < 3][1::3]).mean() >= 0.9
+    only_oos, _, _ = scoring.retrain_route_model(reg, labelled, ["a", "b", "c"], c=10.0, lexical_c=1.0,
+                                                 trainable=lab_y < 0)
+    assert np.allclose(only_oos.cents, scoring.centroids(reg.x, reg.y, 3))  # in-scope labelled rows did not train
+    assert not np.allclose(model.cents, only_oos.cents)
+
+
 def test_fit_threshold_prefers_the_separating_value() -> None:
     pred = np.array([0, 1, 0, 1, 0, 1])
     accept = np.array([0.9, 0.8, 0.7, 0.2, 0.1, 0.15])
