@@ -277,3 +277,23 @@ def test_fit_with_a_missing_classifier_file_falls_back_to_the_registry(router: R
     (router.cache_dir / res["classifier"]).unlink()
     fresh = Router.from_app(App(app.root))
     assert fresh.route("write a python function that merges two sorted lists", record=False).route == "code_generation"
+
+
+def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> None:
+    """Under-routing costs a failed answer, over-routing only money: when the runner-up route is close and needs a
+    higher tier, that tier wins (and the decision says so). `ambiguity_share = 0` turns it off."""
+    queries = [q for qs in CLEAR.values() for q in qs] + [
+        "is this a reasonable way to structure the redux slice", "memoize an expensive python function with a ttl",
+        "review this function for readability", "sketch the components of a url shortener",
+        "how should i hash passwords in node", "check this Dockerfile for problems"]
+    on = router.route_batch(queries)
+    off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, ambiguity_share=0).route_batch(queries)
+    tiers = router.registry.tier_names
+    lifted = [(a, b) for a, b in zip(on, off) if a.tier != b.tier]
+    assert lifted and all(tiers.index(a.tier) > tiers.index(b.tier) for a, b in lifted)  # it only ever lifts
+    assert all(any(s.startswith("ambiguity:") for s in a.signals) for a, _ in lifted)
+    assert all(a.route == b.route for a, b in zip(on, off))  # the route itself never changes
+    bad = app.root / ".mcp-router.toml"
+    bad.write_text('[routing]\nambiguity_share = "high"\n')
+    with pytest.raises(Exception, match="ambiguity_share"):
+        Router.from_app(App(app.root))
