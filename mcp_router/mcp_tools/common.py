@@ -36,6 +36,12 @@ class Services:
         self._warm_cancelled = False
         self._extras: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._after_warmup: list[Callable[[], Any]] = []
+
+    def after_warmup(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` in the warm-up thread once the model is loaded (e.g. build the route model), so the first tool
+        call that needs it does not pay for it. Failures are logged; the tool that needs the part retries itself."""
+        self._after_warmup.append(fn)
 
     def start_warmup(self, delay: float = 0.0) -> None:
         """Load the model in the background (idempotent).
@@ -73,6 +79,13 @@ class Services:
             log.error("model load failed: %s", exc)
         finally:
             self._warm_done.set()
+        for fn in self._after_warmup if self._warm_error is None else ():
+            if self._warm_cancelled:
+                break
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001 - the tool that needs it will raise it properly
+                log.warning("background preparation failed: %s", exc)
 
     async def encoder_ready(self, ctx: Context | None = None) -> Encoder:
         """The loaded encoder; waits (with progress notifications) while it is still loading."""

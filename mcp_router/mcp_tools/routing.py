@@ -45,6 +45,9 @@ def register(server: MCPServer, services: Services) -> None:
 
         return services.extra("router", lambda: Router.from_app(services.app))
 
+    # build (or load from the machine-wide cache) the route model right after the embedding model, in the background
+    services.after_warmup(lambda: router().warm())
+
     @server.tool(title="Route a query to a model tier", description=ROUTE_DESCRIPTION,
                  annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
     @tool_errors

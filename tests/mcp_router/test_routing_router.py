@@ -297,3 +297,25 @@ def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> No
     bad.write_text('[routing]\nambiguity_share = "high"\n')
     with pytest.raises(Exception, match="ambiguity_share"):
         Router.from_app(App(app.root))
+
+
+@pytest.mark.anyio
+async def test_server_builds_the_route_model_in_the_background(app: App) -> None:
+    """After the embedding model loads, the server prepares the router too, so the first route_query is fast."""
+    import anyio
+    from mcp import Client
+
+    from mcp_router.server import build_server
+
+    server = build_server(App(app.root), warm=True)
+    async with Client(server, mode="auto") as c:
+        await c.list_tools()
+        services = server.services  # type: ignore[attr-defined]
+        for _ in range(240):
+            router = services._extras.get("router")
+            if router is not None and router._model is not None:
+                break
+            await anyio.sleep(0.25)
+        assert router is not None and router._model is not None, "the route model was not prepared in the background"
+        res = await c.call_tool("route_query", {"query": "write pytest tests for the date parser"})
+        assert not res.is_error and res.structured_content["route"] == "test_writing"
