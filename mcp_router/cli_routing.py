@@ -90,9 +90,11 @@ def register(main: click.Group) -> None:
     @click.option("--calibrate-only", is_flag=True,
                   help="Keep the registry's classifier; only learn when to trust it (acceptor and thresholds).")
     @click.option("--reset", is_flag=True, help="Forget what earlier fits learned: back to the registry alone.")
+    @click.option("--force", is_flag=True, help="Save the retrained model even if it scores below the registry alone.")
     @click.option("--json", "as_json", is_flag=True)
     @pass_state
-    def fit(state: Any, data: str | None, per_route: bool, calibrate_only: bool, reset: bool, as_json: bool) -> None:
+    def fit(state: Any, data: str | None, per_route: bool, calibrate_only: bool, reset: bool, force: bool,
+            as_json: bool) -> None:
         """Retrain the router's classifier on the registry plus labelled queries, calibrate it, and save it.
 
         The accuracy "after" is out-of-fold: each query is scored by a model that did not train on it.
@@ -112,7 +114,7 @@ def register(main: click.Group) -> None:
         what = "calibrating" if calibrate_only else "retraining the classifier on the registry + your rows (5 folds)"
         with err_console.status(f"{what}, {len(rows)} rows..."):
             res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
-                                     retrain=not calibrate_only)
+                                     retrain=not calibrate_only, force=force)
         if as_json:
             _print_json(res)
             return
@@ -122,7 +124,12 @@ def register(main: click.Group) -> None:
         console.print(f"accuracy on these rows: {res['accuracy_before']:.1%} (registry only) -> "
                       f"{res['accuracy_after']:.1%} ({res['after_is']}); balanced "
                       f"{res['balanced_accuracy_before']:.3f} -> {res['balanced_accuracy_after']:.3f}")
-        console.print(f"saved {res['path']}")
+        if res["saved"]:
+            console.print(f"saved {res['path']}")
+        else:
+            console.print("[yellow]not saved[/]: the retrained model scored below the registry alone on these rows "
+                          "(out-of-fold); nothing changed. Add more rows (and some labelled `none`), use "
+                          "--calibrate-only, or --force to save it anyway.")
 
     @main.command("eval")
     @click.option("--data", "data", required=True, type=click.Path(dir_okay=False), help="Labelled JSONL or CSV.")

@@ -430,14 +430,16 @@ class Router:
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, queries: Sequence[str], routes: Sequence[str | None], *, per_route: bool = True,
-            retrain: bool = True) -> dict:
+            retrain: bool = True, force: bool = False) -> dict:
         """Learn from labelled queries (route None / "none" = out of scope) and save the result next to the model.
 
         ``retrain`` (the default): the classifier is retrained on the registry's utterances plus these queries, and the
         acceptor, blend weight and thresholds are calibrated on out-of-fold scores (`scoring.retrain_route_model`), so
         the reported "after" accuracy is measured on queries the classifier did not see. Without ``retrain`` the
         classifier stays the registry's and the labelled rows only calibrate when to trust it (in-sample "after").
-        "before" is always the registry-only router on these queries. Returns a summary.
+        "before" is always the registry-only router on these queries. A retrained model that does worse than that on
+        its out-of-fold estimate is not saved (the registry stays in charge) unless ``force``. Returns a summary
+        (``saved`` says whether anything was written).
         """
         names = self.registry.route_names
         labels = np.array([-1 if r in (None, "", "none", "oos") else _index(names, r) for r in routes])
@@ -463,7 +465,6 @@ class Router:
             acceptor, thr, per = model.acceptor, model.threshold, model.route_thresholds
             digest = hashlib.sha256(json.dumps([self._model_key(), queries, labels.tolist()]).encode()).hexdigest()
             classifier = f"fitted-model-{digest[:16]}.npz"  # fitted.json names its own file: no torn pairs
-            _save_model(self.cache_dir / classifier, model)
         else:
             pred = probs.argmax(axis=1)
             acceptor = scoring.fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
@@ -479,7 +480,11 @@ class Router:
                 "balanced_accuracy_before": scoring.balanced_accuracy(pred_before, labels),
                 "balanced_accuracy_after": scoring.balanced_accuracy(pred_after, labels),
                 "after_is": "out-of-fold" if retrain else "in-sample"}
+        if retrain and not force and data["balanced_accuracy_after"] < data["balanced_accuracy_before"] - 1e-9:
+            return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": False, "path": None}
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if retrain:
+            _save_model(self.cache_dir / classifier, model)
         tmp = self.fitted_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.fitted_path)
@@ -487,7 +492,7 @@ class Router:
             if old.name != classifier:
                 old.unlink(missing_ok=True)
         self._model = None  # rebuild with the new classifier / thresholds
-        return {k: v for k, v in data.items() if k != "acceptor"} | {"path": str(self.fitted_path)}
+        return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": True, "path": str(self.fitted_path)}
 
     def unfit(self) -> bool:
         """Forget what `fit` learned (back to the registry alone); True when there was something to forget."""

@@ -319,3 +319,15 @@ async def test_server_builds_the_route_model_in_the_background(app: App) -> None
         assert router is not None and router._model is not None, "the route model was not prepared in the background"
         res = await c.call_tool("route_query", {"query": "write pytest tests for the date parser"})
         assert not res.is_error and res.structured_content["route"] == "test_writing"
+
+
+def test_fit_does_not_save_a_model_worse_than_the_registry(router: Router) -> None:
+    """Twelve near-identical rows of one route and no `none` rows: the out-of-fold estimate falls below the registry
+    alone, so nothing is written unless forced."""
+    rows = [f"write pytest tests for module {i}" for i in range(12)]
+    res = router.fit(rows, ["test_writing"] * 12)
+    assert res["balanced_accuracy_after"] < res["balanced_accuracy_before"]
+    assert not res["saved"] and res["path"] is None and not router.fitted_path.exists()
+    assert not list(router.cache_dir.glob("fitted-model-*.npz"))
+    forced = router.fit(rows, ["test_writing"] * 12, force=True)
+    assert forced["saved"] and router.fitted_path.exists()
