@@ -29,17 +29,6 @@ class FakeClock:
 
 
 @pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    (root / "utils.py").write_text("def parse_args(argv):\n    return argv[1:]\n")
-    (root / "client.py").write_text("def retry(n):\n    return n * 2\n")
-    (root / "src").mkdir()
-    (root / "src" / "db.py").write_text("def connect():\n    pass\n")
-    return root
-
-
-@pytest.fixture
 def cache(repo: Path, encoder) -> AnswerCache:  # noqa: ANN001 - session fixture from conftest
     return AnswerCache(App(repo), encoder=encoder)
 

@@ -16,15 +16,6 @@ from mcp_router.cli import main
 from mcp_router.server import build_server
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    (root / ".git").mkdir(parents=True)
-    (root / "utils.py").write_text("def parse_args(argv):\n    return argv[1:]\n")
-    (root / "client.py").write_text("def retry(n):\n    return n * 2\n")
-    return root
-
-
 def test_cli_stats_invalidate_clear(repo: Path, encoder) -> None:  # noqa: ANN001
     cache = AnswerCache(App(repo), encoder=encoder)
     cache.store("what does parse_args in utils.py return", "argv[1:]", files=["utils.py"])
