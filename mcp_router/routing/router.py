@@ -34,11 +34,11 @@ from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_s
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = 4
+MODEL_VERSION = 4  # bump when the scorer changes, so cached models are rebuilt
 # the runner-up's probability from which its (higher) tier wins; 0 turns it off. Rule used to choose it: the largest
 # share that keeps under-routing <= 5% on the coding dev, test and hold-out sets (0.1: 0.5% / 3.9% / 3.8%, for
 # 2-4 points of tier accuracy; 0.15 left the hold-out set at 5.9%, 0.2 at 6.7%)
-AMBIGUITY_SHARE = 0.1  # bump when the scorer changes, so cached models are rebuilt
+AMBIGUITY_SHARE = 0.1
 
 
 class RouteDecision(BaseModel):
@@ -125,7 +125,8 @@ class Router:
             try:
                 return kind(cfg.get(key, default))
             except (TypeError, ValueError):
-                raise UserError(f"routing.{key} = {cfg.get(key)!r} is not a number: set it like {key} = {default}") from None
+                raise UserError(f"routing.{key} = {cfg.get(key)!r} is not a number: set it like "
+                                f"{key} = {default}") from None
 
         return cls(registry, app.encoder, cache_dir=app.index_dir / "routing", db=app.db(),
                    log_queries=bool(cfg.get("log_queries", False)), telemetry=bool(cfg.get("telemetry", True)),
@@ -467,10 +468,8 @@ class Router:
             classifier = f"fitted-model-{digest[:16]}.npz"  # fitted.json names its own file: no torn pairs
         else:
             pred = probs.argmax(axis=1)
-            acceptor = scoring.fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
-            thr = scoring.fit_threshold(pred, acceptor.score(feats), labels) if is_oos.any() else base.threshold
-            per = (scoring.fit_route_thresholds(pred, acceptor.score(feats), labels, thr, min_rows=10)
-                   if per_route and is_oos.any() else {})
+            acceptor, thr, per = scoring.calibrate(feats, pred, labels, per_route=per_route, min_rows=10,
+                                                   default_threshold=base.threshold)
         pred_after = scoring.apply_threshold(pred, acceptor.score(feats), thr, per)
         data = {"model_key": self._model_key(), "acceptor": acceptor.to_dict(), "threshold": thr,
                 "route_thresholds": {names[i]: t for i, t in per.items()}, "rows": int(len(labels)),

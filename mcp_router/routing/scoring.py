@@ -376,6 +376,35 @@ def fit_route_thresholds(pred: np.ndarray, accept: np.ndarray, labels: np.ndarra
     return out
 
 
+def calibrate(feats: np.ndarray, pred: np.ndarray, labels: np.ndarray, *, per_route: bool, oos_weight: float = 0.5,
+              min_rows: int = 20, default_threshold: float | None = None) -> tuple[Acceptor, float, dict[int, float]]:
+    """Acceptor, global threshold and (with ``per_route``) per-route thresholds from scored, labelled rows.
+
+    Without out-of-scope rows there is nothing to separate: the threshold is ``default_threshold``, or else one that
+    accepts 98% of the rows, and no per-route thresholds are fitted.
+    """
+    is_oos = labels < 0
+    acceptor = fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
+    accept = acceptor.score(feats)
+    if not is_oos.any():
+        thr = default_threshold if default_threshold is not None else float(np.quantile(accept, 0.02))
+        return acceptor, thr, {}
+    thr = fit_threshold(pred, accept, labels, oos_weight)
+    per = fit_route_thresholds(pred, accept, labels, thr, min_rows=min_rows) if per_route else {}
+    return acceptor, thr, per
+
+
+def _train_parts(x: np.ndarray, ys: np.ndarray, texts: Sequence[str] | None, k: int, n_cls: int, c: float,
+                 lexical_c: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, LexicalModel | None]:
+    """Classifier weights, route centroids and (with ``texts``) the lexical model of one training pool; ``ys`` uses
+    class ``k`` for the reject class."""
+    w, b = fit_linear_classifier(x, ys, n_cls, c)
+    ins = ys < k
+    cents = centroids(x[ins], ys[ins], k)
+    lex = fit_lexical(list(texts), ys, n_cls, lexical_c) if texts is not None else None
+    return w, b, cents, lex
+
+
 def fit_route_model(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, neg: np.ndarray | None = None,
                     val_x: np.ndarray | None = None, val_y: np.ndarray | None = None, c: float = 20.0,
                     folds: int = 5, per_route: bool = False, seed: int = 0,
@@ -407,9 +436,7 @@ def fit_route_model(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, neg: 
     use_val = val_x is not None and val_y is not None
     if use_val and all_texts is not None and val_texts is None:
         raise ValueError("val_texts are needed to calibrate a lexical model on validation data")
-    w, b = fit_linear_classifier(xs, ys, n_cls, c)
-    lex = fit_lexical(all_texts, ys, n_cls, lexical_c) if all_texts is not None else None
-    cents = centroids(x, y, k)
+    w, b, cents, lex = _train_parts(xs, ys, all_texts, k, n_cls, c, lexical_c)
     if use_val:
         comp = components(val_x, w, b, cents, lex, val_texts, xs if knn else None, ys if knn else None)
         labels = np.asarray(val_y)
@@ -420,13 +447,8 @@ def fit_route_model(x: np.ndarray, y: np.ndarray, names: Sequence[str], *, neg: 
     else:
         a, beta = float(alpha), (choose_blend(comp, labels, k, (float(alpha),))[1] if knn else 0.0)
     probs, feats = features(comp, k, has_reject, a, beta)
-    pred = probs.argmax(axis=1)
-    is_oos = labels < 0
-    acceptor = fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
-    accept = acceptor.score(feats)
-    w_oos = 0.5 if use_val else self_calibration_oos_weight
-    thr = fit_threshold(pred, accept, labels, w_oos) if is_oos.any() else float(np.quantile(accept, 0.02))
-    per = fit_route_thresholds(pred, accept, labels, thr) if per_route and is_oos.any() else {}
+    acceptor, thr, per = calibrate(feats, probs.argmax(axis=1), labels, per_route=per_route,
+                                   oos_weight=0.5 if use_val else self_calibration_oos_weight)
     keep_knn = knn and beta > 0
     # the lexical model stays even at weight 0: the acceptor reads its probability and the word coverage
     return RouteModel(list(names), w, b, cents, has_reject, acceptor, thr, per, lex,
@@ -464,15 +486,10 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
     return fold_of
 
 
-def _train_parts(pool: Labelled, k: int, n_cls: int, c: float, lexical_c: float,
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LexicalModel]:
-    """Classifier weights, centroids and lexical model of one training pool (label -1 rows = the reject class)."""
-    ys = np.where(pool.y < 0, k, pool.y)
-    w, b = fit_linear_classifier(pool.x, ys, n_cls, c)
-    ins = pool.y >= 0
-    cents = centroids(pool.x[ins], pool.y[ins], k)
-    lex = fit_lexical(pool.texts, ys, n_cls, lexical_c)
-    return w, b, cents, lex
+def _train_pool(pool: Labelled, k: int, n_cls: int, c: float, lexical_c: float,
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, LexicalModel | None]:
+    """`_train_parts` of a `Labelled` pool (label -1 rows = the reject class)."""
+    return _train_parts(pool.x, np.where(pool.y < 0, k, pool.y), pool.texts, k, n_cls, c, lexical_c)
 
 
 def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[str], *, c: float = 20.0,
@@ -499,8 +516,8 @@ def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[
         test = fold_of == f
         if not test.any():
             continue
-        w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(~test & trainable)), k, n_cls, c,
-                                        lexical_c)
+        w, b, cents, lex = _train_pool(Labelled.concat(registry, labelled.subset(~test & trainable)), k, n_cls, c,
+                                       lexical_c)
         held = labelled.subset(test)
         parts.append(components(held.x, w, b, cents, lex, held.texts))
         order.append(np.where(test)[0])
@@ -508,13 +525,8 @@ def retrain_route_model(registry: Labelled, labelled: Labelled, names: Sequence[
     labels = labelled.y
     alpha, _ = choose_blend(comp, labels, k, betas=(0.0,))
     probs, feats = features(comp, k, has_reject, alpha)
-    pred = probs.argmax(axis=1)
-    is_oos = labels < 0
-    acceptor = fit_acceptor(feats, (pred == labels) & ~is_oos, is_oos)
-    accept = acceptor.score(feats)
-    thr = fit_threshold(pred, accept, labels) if is_oos.any() else float(np.quantile(accept, 0.02))
-    per = fit_route_thresholds(pred, accept, labels, thr, min_rows=10) if per_route and is_oos.any() else {}
-    w, b, cents, lex = _train_parts(Labelled.concat(registry, labelled.subset(trainable)), k, n_cls, c, lexical_c)
+    acceptor, thr, per = calibrate(feats, probs.argmax(axis=1), labels, per_route=per_route, min_rows=10)
+    w, b, cents, lex = _train_pool(Labelled.concat(registry, labelled.subset(trainable)), k, n_cls, c, lexical_c)
     model = RouteModel(list(names), w, b, cents, has_reject, acceptor, thr, per, lex, alpha)
     return model, comp, labels
 
@@ -530,13 +542,10 @@ def _out_of_fold(xs: np.ndarray, ys: np.ndarray, k: int, n_cls: int, c: float, f
         if not test.any():
             continue
         train = ~test
-        w, b = fit_linear_classifier(xs[train], ys[train], n_cls, c)
-        in_train = train & (ys < k)
-        cents = centroids(xs[in_train], ys[in_train], k)
-        lex = tx = None
-        if texts is not None:
-            lex = fit_lexical([texts[i] for i in np.where(train)[0]], ys[train], n_cls, lexical_c)
-            tx = [texts[i] for i in np.where(test)[0]]
+        w, b, cents, lex = _train_parts(xs[train], ys[train],
+                                        [texts[i] for i in np.where(train)[0]] if texts is not None else None,
+                                        k, n_cls, c, lexical_c)
+        tx = [texts[i] for i in np.where(test)[0]] if texts is not None else None
         parts.append(components(xs[test], w, b, cents, lex, tx, xs[train] if knn else None,
                                 ys[train] if knn else None))
         order.append(np.where(test)[0])
