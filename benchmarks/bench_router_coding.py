@@ -42,12 +42,16 @@ def main() -> None:
     ap.add_argument("--fit", action="append", default=[],
                     help="first run `fit` on these labelled files (repeatable; never the --data file)")
     ap.add_argument("--name", default="router_coding", help="result file name")
+    ap.add_argument("--registry", default=None,
+                    help="use this routes.yaml alone instead of the shipped one (e.g. an older version: "
+                         "`git show a105c81:mcp_router/data/routes.yaml > /tmp/routes_start.yaml`)")
     args = ap.parse_args()
     rows = load_labelled(Path(args.data))
     if any(Path(f).resolve() == Path(args.data).resolve() for f in args.fit):
         sys.exit("--fit and --data must be different files: fitting on the evaluation data is not a measurement")
     with tempfile.TemporaryDirectory() as tmp:
-        router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp))
+        registry = load_registry([Path(args.registry)], include_default=False) if args.registry else load_registry()
+        router = Router(registry, get_encoder(), cache_dir=Path(tmp))
         t = time.perf_counter()
         router.warm()
         build_s = time.perf_counter() - t
@@ -65,6 +69,7 @@ def main() -> None:
     rep["knn_weight"] = router.model.beta
     rep["data"] = args.data
     rep["fitted_on"] = args.fit
+    rep["registry"] = args.registry or "shipped"
     rep["fit"] = fit
     rep["date"] = time.strftime("%Y-%m-%d")
     title = f"{Path(args.data).name} ({rep['rows']} queries)" + (f", after fit on {' + '.join(Path(f).name for f in args.fit)}" if args.fit else "")
