@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _routing_data import DATA, OOS, REPO, embed_cached, load_banking, load_clinc, write_result  # noqa: E402
 from indexer.encoder import get_encoder  # noqa: E402
 from mcp_router.routing import scoring  # noqa: E402
+from mcp_router.routing.registry import label_utterances  # noqa: E402
 
 console = Console()
 PEER_PYTHON = Path("/work/venv-bench/bin/python")
@@ -143,7 +144,8 @@ def latency(model: scoring.RouteModel, encoder, queries: list[str]) -> dict:
             "queries_timed": len(queries)}
 
 
-def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexical: bool = True) -> dict:
+def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexical: bool = True,
+        names_as_rows: bool = True) -> dict:
     enc = get_encoder()
     if dataset == "clinc":
         d = load_clinc(Path(data_path) if data_path else None)
@@ -166,8 +168,14 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
     train_in = [r for r in train if r[1] != OOS]
     xva, yva = emb(val), lab(val)
     va_texts = [t for t, _ in val]
-    tr_texts = lambda sel: ([train_in[i][0] for i in sel], va_texts) if lexical else None  # noqa: E731
     k = len(names)
+    # each route's name in words joins its utterances, as the product's registry does (`label_utterances`);
+    # the reference methods (centroid, semantic-router) use the utterances only, as the issue defines them
+    lab_t = [(u, i) for i, n in enumerate(names) for u in label_utterances(n)] if names_as_rows else []
+    xl = embed_cached([u for u, _ in lab_t], enc) if lab_t else np.zeros((0, xtr.shape[1]), np.float32)
+    yl = np.array([i for _, i in lab_t], dtype=int)
+    routes = lambda sel: scoring.Labelled(np.vstack([xtr[sel], xl]), np.concatenate([ytr[sel], yl]),  # noqa: E731
+                                          [train_in[i][0] for i in sel] + [u for u, _ in lab_t])
     first10 = np.concatenate([np.where(ytr == i)[0][:10] for i in range(k)])
     settings: dict[str, list[np.ndarray]] = {"full": [np.arange(len(ytr))], "first10": [first10],
                                              "random10": [np.concatenate([np.random.default_rng(s).choice(
@@ -175,14 +183,15 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
                                                  for s in (0, 1, 2)]}
     c_for = {"full": 10.0, "first10": 30.0, "random10": 30.0}
     result: dict = {"dataset": dataset, "data": src, "date": time.strftime("%Y-%m-%d"), "encoder": enc.model_id,
-                    "routes": k, "lexical": lexical, "settings": {}}
+                    "routes": k, "lexical": lexical, "route_names_as_utterances": names_as_rows, "settings": {}}
     # one fit per routes setting (and seed), shared by the test sets; per-route thresholds reuse the same model
     fits: dict[tuple[str, int], tuple] = {}
     fits_val: dict[tuple[str, int], tuple] = {}
     for setting, sels in settings.items():
         for j, sel in enumerate(sels):
             t = time.perf_counter()
-            m = fit_ours(xtr[sel], ytr[sel], names, xva, yva, c_for[setting], tr_texts(sel))
+            reg = routes(sel)
+            m = fit_ours(reg.x, reg.y, names, xva, yva, c_for[setting], (reg.texts, va_texts) if lexical else None)
             fit_s = time.perf_counter() - t
             per = with_route_thresholds(m, xva, yva, va_texts) if setting == "full" else {}
             fits[(setting, j)] = (m, fit_s, per)
@@ -192,8 +201,7 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
                 # In the 10-per-route settings only val's out-of-scope rows may join training (routes stay 10-shot).
                 t = time.perf_counter()
                 mf, _, _ = scoring.retrain_route_model(
-                    scoring.Labelled(xtr[sel], ytr[sel], [train_in[i][0] for i in sel]),
-                    scoring.Labelled(xva, yva, va_texts), names, c=c_for[setting], per_route=setting == "full",
+                    reg, scoring.Labelled(xva, yva, va_texts), names, c=c_for[setting], per_route=setting == "full",
                     trainable=None if setting == "full" else yva < 0)
                 fits_val[(setting, j)] = (mf, time.perf_counter() - t)
                 console.print(f"fit-on-val {setting}[{j}] in {fits_val[(setting, j)][1]:.1f} s")
@@ -232,8 +240,8 @@ def run(dataset: str, data_path: str | None, run_peer: bool, peer_n: int, lexica
     if run_peer:
         for setting in ("full", "first10"):
             sel = settings[setting][0]
-            tr_t = [train_in[i][0] for i in sel]
-            tr_l = [names[ytr[i]] for i in sel]
+            tr_t = [train_in[i][0] for i in sel] + [u for u, _ in lab_t]  # the same routes as ours
+            tr_l = [names[ytr[i]] for i in sel] + [names[i] for _, i in lab_t]
             pick = np.random.default_rng(1).choice(len(first_test), min(peer_n, len(first_test)), replace=False)
             peer_rows = [first_test[i] for i in pick]
             pr = peer(tr_t, tr_l, [t for t, _ in peer_rows], [l for _, l in peer_rows], names)
@@ -292,12 +300,15 @@ def main() -> None:
     ap.add_argument("--knn", action="store_true", help="also offer a kNN vote over the utterances to the blend")
     ap.add_argument("--no-lexical", action="store_true",
                     help="embedding classifier only (no TF-IDF blend, no kNN vote): the previous method")
+    ap.add_argument("--no-route-names", action="store_true",
+                    help="do not add each route's name to its utterances (the product does; see label_utterances)")
     ap.add_argument("--peer-queries", type=int, default=1000, help="random test queries the peer is scored on "
                     "(the first 300 are timed)")
     args = ap.parse_args()
     global KNN
     KNN = args.knn
-    result = run(args.dataset, args.data, args.peer, args.peer_queries, lexical=not args.no_lexical)
+    result = run(args.dataset, args.data, args.peer, args.peer_queries, lexical=not args.no_lexical,
+                 names_as_rows=not args.no_route_names)
     render(result)
     suffix = "" if result["lexical"] else "_embedding_only"
     console.print(f"wrote {write_result('router_' + args.dataset + suffix, result)}")

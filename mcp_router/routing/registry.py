@@ -3,7 +3,9 @@
 The shipped default (``mcp_router/data/routes.yaml``) is loaded first; a user file extends it:
 - a tier or route with a new name is added;
 - a known name replaces only the fields the user file sets (``extra_utterances`` appends to the utterances instead);
-- top-level ``fallback``, ``privacy`` and ``out_of_scope`` replace the default's (``extra_out_of_scope`` appends).
+- top-level ``fallback``, ``privacy`` and ``out_of_scope`` replace the default's (``extra_out_of_scope`` appends);
+- top-level ``examples`` names labelled JSONL/CSV files (the `mcp-router eval` format, paths relative to the YAML
+  file) whose queries join their routes' utterances (``none`` rows join the out-of-scope examples).
 
 Route embeddings are cached under a folder (the index folder's ``routing/`` by default) in a file named after the model
 id and a hash of the texts, so a restart with an unchanged registry encodes nothing.
@@ -22,13 +24,14 @@ import numpy as np
 import yaml
 
 from indexer.errors import UserError
+from mcp_router.routing.evaluation import load_labelled
 
 DEFAULT_REGISTRY = Path(__file__).resolve().parents[1] / "data" / "routes.yaml"
 
 _TIER_KEYS = {"model", "price", "local", "description"}
 _ROUTE_KEYS = {"description", "tier", "threshold", "utterances", "extra_utterances", "keywords", "regex",
                "block_keywords", "block_regex"}
-_TOP_KEYS = {"version", "tiers", "fallback", "privacy", "out_of_scope", "extra_out_of_scope", "routes"}
+_TOP_KEYS = {"version", "tiers", "fallback", "privacy", "out_of_scope", "extra_out_of_scope", "routes", "examples"}
 
 
 @dataclass
@@ -93,17 +96,38 @@ class Registry:
         raise UserError(f"unknown route {name!r}: use one of {', '.join(self.route_names)} (or none)")
 
     def training_texts(self) -> tuple[list[str], list[int]]:
-        """All utterances with their route index."""
+        """All utterances with their route index, plus each route's own words (`label_utterances`)."""
         texts, labels = [], []
-        for i, r in enumerate(self.routes):
-            texts += r.utterances
-            labels += [i] * len(r.utterances)
+        for i, rows in enumerate(self._texts_by_route()):
+            texts += rows
+            labels += [i] * len(rows)
         return texts, labels
 
     def content_hash(self) -> str:
-        """Changes whenever anything that affects the classifier changes (routes, utterances, OOS examples)."""
-        payload = {"routes": [[r.name, r.utterances] for r in self.routes], "oos": self.out_of_scope}
+        """Changes whenever anything that affects the classifier changes (routes, utterances, descriptions, OOS
+        examples)."""
+        payload = {"routes": [[r.name, texts] for r, texts in zip(self.routes, self._texts_by_route())],
+                   "oos": self.out_of_scope}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _texts_by_route(self) -> list[list[str]]:
+        return [r.utterances + label_utterances(r.name, r.description) for r in self.routes]
+
+
+LABEL_COPIES = 3
+
+
+def label_utterances(name: str, description: str = "") -> list[str]:
+    """A route's own words as extra training rows: its name in words ("code_review" -> "code review"),
+    ``LABEL_COPIES`` times (a sample weight), and its description once.
+
+    With few utterances a route's name is its most general example: on CLINC150 with the first 10 utterances per
+    intent, adding the intent names raised closed-set accuracy on val from 87.0% to 89.3% (x3; x1: 88.7%). On the
+    coding sets (80+ utterances per route) name x3 + description x1 was the best of none / both x1 / both x3 by about
+    half a point of intent accuracy on average, within noise.
+    """
+    words = re.sub(r"[_\-]+", " ", name).strip()
+    return ([words] * LABEL_COPIES if words else []) + ([description.strip()] if description.strip() else [])
 
 
 # -- YAML with line numbers -----------------------------------------------------------------------------------------
@@ -178,6 +202,25 @@ def _str_list(n: _Node, where: str, what: str) -> list[str]:
             raise UserError(f"{where}:{item.line}: empty entry in `{what}`: remove it")
         out.append(s)
     return out
+
+
+def _add_examples(path: Path, where: str, routes: dict[str, Route]) -> list[str]:
+    """Append a labelled JSONL/CSV file's queries to their routes' utterances; returns its out-of-scope queries.
+
+    Labelled queries (`mcp-router eval` format) are utterances too: a user's real queries teach the classifier the
+    way they phrase things. Rows of routes that do not exist are an error, not silently dropped."""
+    if not path.is_file():
+        raise UserError(f"{where}: examples file {path} does not exist: fix the path (relative to the YAML file)")
+    oos = []
+    for row in load_labelled(path):
+        if row.route is None:
+            oos.append(row.query)
+        elif row.route not in routes:
+            raise UserError(f"{where}: {path} labels a query with unknown route `{row.route}`: use one of "
+                            f"{', '.join(routes)} or none")
+        else:
+            routes[row.route].utterances.append(row.query)
+    return oos
 
 
 def load_registry(user_paths: Iterable[Path] = (), *, include_default: bool = True) -> Registry:
@@ -288,6 +331,9 @@ def load_registry(user_paths: Iterable[Path] = (), *, include_default: bool = Tr
                 if not route.tier:
                     raise UserError(f"{where}: route `{name}` has no `tier`: add `tier: <one of the tiers>`")
                 routes[name] = route
+        if "examples" in doc:  # after this file's routes, so a later file's `utterances:` still replaces everything
+            for i, name in enumerate(_str_list(doc["examples"], f, "examples")):
+                oos = oos + _add_examples(path.parent / name, f"{f}:{doc['examples'].value[i].line}", routes)
     if not tiers:
         raise UserError(f"{files[-1] if files else 'registry'}: no tiers defined: add a `tiers` mapping")
     if not routes:

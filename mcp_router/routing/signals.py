@@ -39,6 +39,7 @@ _PLANNING = re.compile(  # asks for multi-step work or a justified answer rather
     r"in depth|thorough(ly)?|end[- ]to[- ]end|zero[- ]downtime|root[- ]cause|why exactly)\b",
     re.IGNORECASE,
 )
+_ITEM_SEP = re.compile(r",|;|\band\b|\bwith\b|^\s*(?:[-*\u2022]|\d+[.)])\s+", re.IGNORECASE | re.MULTILINE)
 _SIMPLE = re.compile(r"\b(quick(ly)?|just|simple|one[- ]liner|short answer|tl;?dr|briefly)\b", re.IGNORECASE)
 _TRACE_LINE = re.compile(
     r"^\s*(File \".+\", line \d+|at [\w.$<>]+\(.*\)|[\w/.-]+\.(go|rs|js|ts|c|cpp|java|py):\d+|#\d+\s+0x[0-9a-f]+|"
@@ -67,7 +68,19 @@ def count_code_lines(text: str) -> tuple[int, int]:
     return code, trace
 
 
-def complexity_signal(text: str, long_code_lines: int = 40, long_trace_lines: int = 15) -> ComplexitySignal:
+def requirement_count(text: str) -> tuple[int, int]:
+    """(listed requirements, words) of the prose part of a query: the lines that are not pasted code or trace.
+
+    A request that enumerates many features ("a table with sorting, paging, a sticky header, selection and CSV
+    export") asks for long-form output even when every part is simple."""
+    lines = text.splitlines() or [""]
+    prose = lines[:1] + [ln for ln in lines[1:] if ln.strip() and not _CODE_LINE.search(ln) and not _TRACE_LINE.search(ln)]
+    body = "\n".join(prose)
+    return len(_ITEM_SEP.findall(body)) + 1, len(body.split())
+
+
+def complexity_signal(text: str, long_code_lines: int = 40, long_trace_lines: int = 15, many_requirements: int = 5,
+                      requirement_words: int = 25) -> ComplexitySignal:
     """Read scope, pasted code/trace length and reasoning cues.
 
     Up one tier each for: a codebase-wide or large scope (the whole codebase, several paths, "~40 components", a
@@ -85,6 +98,11 @@ def complexity_signal(text: str, long_code_lines: int = 40, long_trace_lines: in
     elif big or len(paths) >= 3:
         up += 1
         sig.fired.append("scope:" + (big.group(0).strip().lower()[:30] if big else f"{len(paths)} paths"))
+    else:
+        items, prose_words = requirement_count(text)
+        if items >= many_requirements and prose_words >= requirement_words:
+            up += 1
+            sig.fired.append(f"scope:{items} requirements")
     if sig.code_lines >= long_code_lines or sig.trace_lines >= long_trace_lines:
         up += 1
         sig.fired.append(f"paste:{sig.code_lines}code/{sig.trace_lines}trace lines")

@@ -13,7 +13,7 @@ from mcp_router.routing import scoring
 from mcp_router.routing.evaluation import load_labelled
 from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
 from mcp_router.routing.lexical import LexicalModel, build_vocabulary, fit_lexical, terms, vectorize
-from mcp_router.routing.registry import DEFAULT_REGISTRY, load_registry
+from mcp_router.routing.registry import DEFAULT_REGISTRY, LABEL_COPIES, label_utterances, load_registry
 from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
 
 NAMES = ["syntax_help", "explain_code", "code_generation", "debugging", "test_writing", "refactoring", "code_review",
@@ -83,6 +83,36 @@ def test_user_file_extends_and_overrides_the_default(tmp_path: Path) -> None:
     assert DEFAULT_REGISTRY.is_file()
 
 
+def test_route_name_and_description_join_the_training_rows_and_the_cache_key(tmp_path: Path) -> None:
+    p = write(tmp_path, "routes:\n  sql_help:\n    tier: slm\n    description: Questions about SQL queries\n"
+                        "    utterances: [how do I join two tables]\n")
+    reg = load_registry([p])
+    texts, labels = reg.training_texts()
+    mine = [t for t, y in zip(texts, labels) if y == reg.route_names.index("sql_help")]
+    assert mine == ["how do I join two tables"] + ["sql help"] * LABEL_COPIES + ["Questions about SQL queries"]
+    before = reg.content_hash()
+    p.write_text(p.read_text().replace("Questions about SQL queries", "Writing SQL"))
+    assert load_registry([p]).content_hash() != before  # a new description retrains the classifier
+    assert label_utterances("pto-request") == ["pto request"] * LABEL_COPIES
+
+
+def test_examples_files_join_utterances_and_out_of_scope_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "mine.jsonl").write_text('{"query": "pg_dump with only the schema", "route": "sql_help"}\n'
+                                         '{"query": "best pizza in town", "route": "none"}\n')
+    p = write(tmp_path, "examples: [mine.jsonl]\nroutes:\n  sql_help:\n    tier: slm\n"
+                        "    utterances: [how do I join two tables]\n")
+    reg = load_registry([p])
+    assert reg.route("sql_help").utterances == ["how do I join two tables", "pg_dump with only the schema"]
+    assert reg.out_of_scope[-1] == "best pizza in town"
+    assert len(reg.route("debugging").utterances) > 100  # the shipped examples file still feeds the default routes
+    (tmp_path / "mine.jsonl").write_text('{"query": "x", "route": "no_such_route"}\n')
+    with pytest.raises(UserError, match=r"routes.yaml:1: .*unknown route `no_such_route`"):
+        load_registry([p])
+    p.write_text(p.read_text().replace("mine.jsonl", "missing.jsonl"))
+    with pytest.raises(UserError, match=r"routes.yaml:1: examples file .*missing.jsonl does not exist"):
+        load_registry([p])
+
+
 # -- signals ----------------------------------------------------------------------------------------------------------
 
 def test_complexity_scope_paste_reasoning_and_simple() -> None:
@@ -112,6 +142,18 @@ def test_complexity_small_asks_and_urls_do_not_count_as_scope() -> None:
     assert complexity_signal("rename this variable in src/app.py").delta == 0
     assert complexity_signal("fetch https://example.com/a/b/c/d and print it").delta == 0
     assert complexity_signal("write a function that adds 2 numbers").delta == 0
+
+
+def test_complexity_counts_listed_requirements_in_the_prose_only() -> None:
+    ask = ("Build a React <DataTable> component in TypeScript: column sorting, client-side pagination with a page "
+           "size selector, sticky header, row selection with a select-all checkbox, and CSV export of the rows")
+    s = complexity_signal(ask)
+    assert s.delta == 1 and any(f.startswith("scope:") and f.endswith("requirements") for f in s.fired), s.fired
+    # short lists and questions with a comma or two stay where they are
+    assert complexity_signal("sort a list of dicts by name, then by age, in python").delta == 0
+    # separators inside pasted code are not requirements
+    code = "what does this do?\n" + "\n".join(f"    f(a, b, c, d, e); g({i}, x, y, z)" for i in range(8))
+    assert not any(f.endswith("requirements") for f in complexity_signal(code).fired)
 
 
 def test_pasted_code_sets_a_floor_above_the_lookup_tier() -> None:
