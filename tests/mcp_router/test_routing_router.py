@@ -285,7 +285,9 @@ def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> No
     queries = [q for qs in CLEAR.values() for q in qs] + [
         "is this a reasonable way to structure the redux slice", "memoize an expensive python function with a ttl",
         "review this function for readability", "sketch the components of a url shortener",
-        "how should i hash passwords in node", "check this Dockerfile for problems"]
+        "how should i hash passwords in node", "check this Dockerfile for problems",
+        "split this service into smaller pieces?", "where should validation go in this api",
+        "should this helper live in utils or in its own module", "restructure these modules"]
     on = router.route_batch(queries)
     off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, ambiguity_share=0).route_batch(queries)
     tiers = router.registry.tier_names
@@ -297,6 +299,18 @@ def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> No
     bad.write_text('[routing]\nambiguity_share = "high"\n')
     with pytest.raises(Exception, match="ambiguity_share"):
         Router.from_app(App(app.root))
+
+
+def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> None:
+    """Below the acceptance threshold, a request that names a language, tool or file keeps its best route (and says
+    why); off-topic queries without such words are still rejected; `evidence_share = 0` turns it off."""
+    queries = ["wordpress add_action vs add_filter?", "how do noise cancelling headphones work",
+               "arduino or micro:bit for my kid"]
+    on = router.route_batch(queries)
+    off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route_batch(queries)
+    assert off[0].route is None and on[0].route is not None
+    assert "in-scope:wordpress" in on[0].signals and on[0].confidence < 0.5
+    assert on[1].route is None and on[2].route is None  # no code words / confidence far below the threshold
 
 
 @pytest.mark.anyio

@@ -14,7 +14,7 @@ from mcp_router.routing.evaluation import load_labelled
 from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
 from mcp_router.routing.lexical import LexicalModel, build_vocabulary, fit_lexical, terms, vectorize
 from mcp_router.routing.registry import DEFAULT_REGISTRY, LABEL_COPIES, label_utterances, load_registry
-from mcp_router.routing.signals import SessionTurn, complexity_signal, privacy_signal, session_signal
+from mcp_router.routing.signals import SessionTurn, code_evidence, complexity_signal, privacy_signal, session_signal
 
 NAMES = ["syntax_help", "explain_code", "code_generation", "debugging", "test_writing", "refactoring", "code_review",
          "performance", "architecture", "security", "devops", "documentation"]
@@ -154,6 +154,14 @@ def test_complexity_counts_listed_requirements_in_the_prose_only() -> None:
     # separators inside pasted code are not requirements
     code = "what does this do?\n" + "\n".join(f"    f(a, b, c, d, e); g({i}, x, y, z)" for i in range(8))
     assert not any(f.endswith("requirements") for f in complexity_signal(code).fired)
+
+
+def test_code_evidence_finds_languages_tools_and_code_marks_but_not_everyday_words() -> None:
+    assert code_evidence("django orm: WHERE a = 1 OR b = 2") == ["django", "orm"]
+    assert code_evidence("give me a .gitignore for a unity project") == [".gitignore", "unity"]
+    assert "`" in code_evidence("what does `yield from` do")
+    assert code_evidence("how do noise cancelling headphones work") == []
+    assert code_evidence("plan a 2 day team offsite in Lisbon, budget 6k") == []
 
 
 def test_pasted_code_sets_a_floor_above_the_lookup_tier() -> None:
