@@ -1,17 +1,19 @@
 """Coding routes: the shipped registry on labelled coding-assistant queries.
 
-    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_test.jsonl] [--fit fixtures/routing/coding_dev.jsonl ...]
+    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_blind6.jsonl] [--fit FILE ...]
 
-Two labelled sets, both written for this project without copying route utterances:
-- fixtures/routing/coding_dev.jsonl (219): written by the registry's author; route utterances were later added after
-  looking at its errors, so numbers on it are optimistic;
-- fixtures/routing/coding_test.jsonl (337, the default): written by a separate author who never saw the registry or
-  the dev set, and never used for any choice: the honest number.
-Without --fit, routes and thresholds come only from mcp_router/data/routes.yaml (self-calibrated by k-fold on its
+Labelled sets in fixtures/routing, each written for this project by a separate author who saw only the route and
+tier definitions (never the registry, the router or another set):
+- coding_dev, coding_test, coding_holdout, coding_blind2 ... coding_blind5: each measured blind once, then used for
+  choices; their rows now ship as training examples (mcp_router/data/coding_examples.jsonl), so the router scores
+  them near 100% and they are no longer measurements;
+- coding_blind6 (the default) and coding_blind7: never used for any choice and not in the examples: the honest
+  numbers.
+Without --fit, routes and thresholds come only from the shipped registry (self-calibrated by k-fold on its
 utterances and out-of-scope examples). With --fit FILE the router first learns from FILE the way a user would
 (`mcp-router fit --data FILE`: classifier retrained, calibrated out-of-fold).
 Reports intent accuracy, OOS P/R, tier accuracy and the under-routing rate (tier below the label), plus the decision
-latency (batched encode amortised). Writes benchmarks/results/router_coding.json.
+latency (batched encode amortised). Writes benchmarks/results/<--name>.json (default router_coding.json).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ console = Console()
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_test.jsonl"))
+    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_blind6.jsonl"))
     ap.add_argument("--fit", action="append", default=[],
                     help="first run `fit` on these labelled files (repeatable; never the --data file)")
     ap.add_argument("--name", default="router_coding", help="result file name")
