@@ -1,14 +1,20 @@
 """Coding routes: the shipped registry on labelled coding-assistant queries.
 
-    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_blind6.jsonl] [--fit FILE ...]
+    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_blind8.jsonl] [--fit FILE ...]
+    python benchmarks/bench_router_coding.py --tier-cv     # the tier model, leave one author's set out
 
 Labelled sets in fixtures/routing, each written for this project by a separate author who saw only the route and
 tier definitions (never the registry, the router or another set):
-- coding_dev, coding_test, coding_holdout, coding_blind2 ... coding_blind5: each measured blind once, then used for
-  choices; their rows now ship as training examples (mcp_router/data/coding_examples.jsonl), so the router scores
-  them near 100% and they are no longer measurements;
-- coding_blind6 (the default) and coding_blind7: never used for any choice and not in the examples: the honest
+- coding_dev, coding_test, coding_holdout, coding_blind2 ... coding_blind7: each measured blind once, then used for
+  choices; their rows now ship as training examples (mcp_router/data/coding_examples.jsonl, built by
+  fixtures/routing/make_coding_examples.py), so the router scores their routes near 100% and they are no longer
+  measurements of it;
+- coding_blind8 (the default) and coding_blind9: never used for any choice and not in the examples: the honest
   numbers.
+The tier is reported twice from the same run: with the learned tier model (the product default) and with the rules
+alone (`tier_model = false`), on the same route decisions.
+--tier-cv measures the tier model on the training sets honestly: for each of them, the model is retrained without
+that set's rows (leave one author out) and scored on it, next to the rules alone.
 Without --fit, routes and thresholds come only from the shipped registry (self-calibrated by k-fold on its
 utterances and out-of-scope examples). With --fit FILE the router first learns from FILE the way a user would
 (`mcp-router fit --data FILE`: classifier retrained, calibrated out-of-fold).
@@ -40,7 +46,8 @@ console = Console()
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_blind6.jsonl"))
+    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_blind8.jsonl"))
+    ap.add_argument("--tier-cv", action="store_true", help="leave-one-set-out evaluation of the tier model")
     ap.add_argument("--fit", action="append", default=[],
                     help="first run `fit` on these labelled files (repeatable; never the --data file)")
     ap.add_argument("--name", default="router_coding", help="result file name")
@@ -48,6 +55,9 @@ def main() -> None:
                     help="use this routes.yaml alone instead of the shipped one (e.g. an older version: "
                          "`git show a105c81:mcp_router/data/routes.yaml > /tmp/routes_start.yaml`)")
     args = ap.parse_args()
+    if args.tier_cv:
+        tier_cv(args)
+        return
     rows = load_labelled(Path(args.data))
     if any(Path(f).resolve() == Path(args.data).resolve() for f in args.fit):
         sys.exit("--fit and --data must be different files: fitting on the evaluation data is not a measurement")
@@ -63,7 +73,12 @@ def main() -> None:
             fit = router.fit([r.query for r in frows], [r.route for r in frows])
         decisions = router.route_batch([r.query for r in rows])
         single = [router.route(r.query, record=False).latency_ms for r in rows[:100]]
+        router.use_tier_model = False
+        rules = router.route_batch([r.query for r in rows])
+        router.use_tier_model = True
     rep = evaluation_report(rows, decisions, router.registry.route_names, router.registry.tier_names)
+    rep_rules = evaluation_report(rows, rules, router.registry.route_names, router.registry.tier_names)
+    rep["rules_only"] = {k: rep_rules[k] for k in ("tier_accuracy", "under_routing_rate", "over_routing_rate")}
     single.sort()
     rep["single_query_latency_ms_p50"] = single[len(single) // 2]
     rep["cold_build_seconds"] = round(build_s, 1)
@@ -81,14 +96,65 @@ def main() -> None:
     tab.add_row("intent accuracy (incl. none)", f"{rep['accuracy']:.1%}", ">= 90%")
     tab.add_row("in-scope intent accuracy", f"{rep['in_scope_accuracy']:.1%}", "")
     tab.add_row("OOS precision / recall", f"{rep['oos']['precision']:.1%} / {rep['oos']['recall']:.1%}", "")
-    tab.add_row("tier accuracy", f"{rep['tier_accuracy']:.1%}", "")
-    tab.add_row("under-routing rate", f"{rep['under_routing_rate']:.1%}", "<= 5%")
-    tab.add_row("over-routing rate", f"{rep['over_routing_rate']:.1%}", "")
+    ro = rep["rules_only"]
+    tab.add_row("tier accuracy (rules alone)", f"{rep['tier_accuracy']:.1%} ({ro['tier_accuracy']:.1%})", "")
+    tab.add_row("under-routing rate (rules alone)", f"{rep['under_routing_rate']:.1%} ({ro['under_routing_rate']:.1%})",
+                "<= 5%")
+    tab.add_row("over-routing rate (rules alone)", f"{rep['over_routing_rate']:.1%} ({ro['over_routing_rate']:.1%})", "")
     tab.add_row("single-query decision p50", f"{rep['single_query_latency_ms_p50']:.1f} ms", "")
     tab.add_row("blend weights lexical / kNN (k-fold on the registry)",
                 f"{rep['lexical_weight']:.2f} / {rep['knn_weight']:.2f}", "")
     console.print(tab)
     console.print(f"wrote {write_result(args.name, rep)}")
+
+
+def tier_cv(args: argparse.Namespace) -> None:
+    """Leave one labelled set out: retrain the tier model without it, score its in-scope rows; rules alone beside."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "fixtures" / "routing"))
+    from make_coding_examples import TRAINING  # noqa: E402 - the sets that ship as examples
+
+    from mcp_router.routing import tiers as tiermodel
+
+    with tempfile.TemporaryDirectory() as tmp:
+        router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp)).warm()
+        reg = router.registry
+        names = reg.tier_names
+        texts, _ = reg.training_texts()
+        vecs = dict(zip(texts, router._registry_vectors()[0]))
+        out: dict[str, dict] = {}
+        for held in TRAINING:
+            rows = [r for r in load_labelled(REPO / "fixtures" / "routing" / f"coding_{held}.jsonl") if r.route]
+            held_q = {r.query for r in rows}
+            train = [e for e in reg.tier_examples if e[0] not in held_q]
+            feats = tiermodel.training_matrix(np.vstack([vecs[q] for q, _, _ in train]), [q for q, _, _ in train],
+                                              [names.index(reg.route(r).tier) for _, r, _ in train], len(names))
+            router._tier_model = tiermodel.fit_tier_model(feats, np.array([names.index(t) for *_, t in train]),
+                                                          len(names))
+            queries = [r.query for r in rows]
+            learned = router.route_batch(queries)
+            router.use_tier_model = False
+            rules = router.route_batch(queries)
+            router.use_tier_model = True
+            need = np.array([names.index(r.tier) for r in rows])
+            res = {}
+            for kind, ds in (("learned", learned), ("rules", rules)):
+                got = np.array([names.index(d.tier) for d in ds])
+                res[kind] = {"tier_accuracy": float((got == need).mean()), "under": float((got < need).mean()),
+                             "over": float((got > need).mean())}
+            out[held] = res | {"rows": len(rows)}
+    mean = {kind: {m: float(np.mean([v[kind][m] for v in out.values()])) for m in ("tier_accuracy", "under", "over")}
+            for kind in ("learned", "rules")}
+    tab = Table(title=f"tier model, leave one set out ({len(TRAINING)} sets; in-scope rows; under_cost "
+                      f"{router.tier_under_cost:g})")
+    for col in ("held-out set", "rows", "tier acc learned / rules", "under learned / rules", "over learned / rules"):
+        tab.add_column(col)
+    for name, v in list(out.items()) + [("mean", mean | {"rows": sum(v["rows"] for v in out.values())})]:
+        tab.add_row(name, str(v["rows"]), *(f"{v['learned'][m]:.1%} / {v['rules'][m]:.1%}"
+                                            for m in ("tier_accuracy", "under", "over")))
+    console.print(tab)
+    console.print(f"wrote {write_result('router_tier_cv', {'sets': out, 'mean': mean, 'date': time.strftime('%Y-%m-%d'), 'under_cost': router.tier_under_cost})}")
 
 
 if __name__ == "__main__":

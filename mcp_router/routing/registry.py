@@ -77,6 +77,8 @@ class Registry:
     local_tier: str
     out_of_scope: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    # (query, route, tier) of every labelled example that says which tier it needs: the tier model's training rows
+    tier_examples: list[tuple[str, str, str]] = field(default_factory=list)
 
     @property
     def tier_names(self) -> list[str]:
@@ -108,6 +110,12 @@ class Registry:
         examples)."""
         payload = {"routes": [[r.name, texts] for r, texts in zip(self.routes, self._texts_by_route())],
                    "oos": self.out_of_scope}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def tier_hash(self) -> str:
+        """Changes whenever the tier model's training data changes (tiers, route default tiers, tier examples)."""
+        payload = {"tiers": self.tier_names, "defaults": [[r.name, r.tier] for r in self.routes],
+                   "examples": self.tier_examples}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def _texts_by_route(self) -> list[list[str]]:
@@ -204,15 +212,19 @@ def _str_list(n: _Node, where: str, what: str) -> list[str]:
     return out
 
 
-def _add_examples(path: Path, where: str, routes: dict[str, Route]) -> list[str]:
+def _add_examples(path: Path, where: str, routes: dict[str, Route],
+                  tiered: list[tuple[str, str, str, str]]) -> list[str]:
     """Append a labelled JSONL/CSV file's queries to their routes' utterances; returns its out-of-scope queries.
 
     Labelled queries (`mcp-router eval` format) are utterances too: a user's real queries teach the classifier the
-    way they phrase things. Rows of routes that do not exist are an error, not silently dropped."""
+    way they phrase things. Rows that say which tier they need are appended to ``tiered`` as (query, route, tier,
+    where) for the tier model. Rows of routes that do not exist are an error, not silently dropped."""
     if not path.is_file():
         raise UserError(f"{where}: examples file {path} does not exist: fix the path (relative to the YAML file)")
     oos = []
-    for row in load_labelled(path):
+    for n, row in enumerate(load_labelled(path), 1):
+        if row.route is not None and row.tier and row.route in routes:
+            tiered.append((row.query, row.route, row.tier, f"{path}: row {n}"))
         if row.route is None:
             oos.append(row.query)
         elif row.route not in routes:
@@ -232,6 +244,7 @@ def load_registry(user_paths: Iterable[Path] = (), *, include_default: bool = Tr
     local: tuple[str, str] | None = None
     oos: list[str] = []
     route_tier_refs: list[tuple[str, str, str]] = []  # (route, tier, where)
+    tiered: list[tuple[str, str, str, str]] = []  # labelled examples with a tier: (query, route, tier, where)
     sources: list[str] = []
     files = ([DEFAULT_REGISTRY] if include_default else []) + [Path(p) for p in user_paths]
     for path in files:
@@ -333,7 +346,8 @@ def load_registry(user_paths: Iterable[Path] = (), *, include_default: bool = Tr
                 routes[name] = route
         if "examples" in doc:  # after this file's routes, so a later file's `utterances:` still replaces everything
             for i, name in enumerate(_str_list(doc["examples"], f, "examples")):
-                oos = oos + _add_examples(path.parent / name, f"{f}:{doc['examples'].value[i].line}", routes)
+                oos = oos + _add_examples(path.parent / name, f"{f}:{doc['examples'].value[i].line}", routes,
+                                           tiered)
     if not tiers:
         raise UserError(f"{files[-1] if files else 'registry'}: no tiers defined: add a `tiers` mapping")
     if not routes:
@@ -349,8 +363,12 @@ def load_registry(user_paths: Iterable[Path] = (), *, include_default: bool = Tr
         local = (next((t.name for t in tiers.values() if t.local), list(tiers)[0]), "default")
     if local[0] not in tiers:
         raise UserError(f"{local[1]}: unknown privacy.local_tier `{local[0]}`: use one of {', '.join(tiers)}")
+    for _, _, tier, where in tiered:
+        if tier not in tiers:
+            raise UserError(f"{where}: unknown tier `{tier}`: use one of {', '.join(tiers)}")
     return Registry(tiers=tiers, routes=list(routes.values()), fallback=fallback[0], local_tier=local[0],
-                    out_of_scope=oos, sources=sources)
+                    out_of_scope=oos, sources=sources,
+                    tier_examples=[(q, r, t) for q, r, t, _ in tiered if r in routes])
 
 
 # -- embedding cache ------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 import logging
 import re
 import threading
@@ -28,6 +29,7 @@ from pydantic import BaseModel, Field
 
 from indexer.errors import UserError
 from mcp_router.routing import scoring
+from mcp_router.routing import tiers as tiermodel
 from mcp_router.routing.lexical import LexicalModel
 from mcp_router.routing.registry import Registry, cached_embeddings, load_registry
 from mcp_router.routing.signals import SessionTurn, code_evidence, complexity_signal, privacy_signal, session_signal
@@ -75,7 +77,8 @@ class Router:
     def __init__(self, registry: Registry, encoder: Any, *, cache_dir: Path | None = None, db: Any = None,
                  log_queries: bool = False, telemetry: bool = True, feedback_k: int = 10,
                  feedback_min_similarity: float = 0.8, ambiguity_share: float = AMBIGUITY_SHARE,
-                 evidence_share: float = EVIDENCE_SHARE) -> None:
+                 evidence_share: float = EVIDENCE_SHARE, tier_model: bool = True,
+                 tier_under_cost: float = tiermodel.UNDER_COST) -> None:
         from indexer.encoder import cache_root
 
         self.registry = registry
@@ -86,7 +89,10 @@ class Router:
         self.feedback_min_similarity = feedback_min_similarity
         self.ambiguity_share = float(ambiguity_share)
         self.evidence_share = float(evidence_share)
+        self.use_tier_model = bool(tier_model)
+        self.tier_under_cost = float(tier_under_cost)
         self._model: scoring.RouteModel | None = None
+        self._tier_model: tiermodel.TierModel | None | bool = False  # False: not built yet; None: none to build
         self._lock = threading.Lock()
         self._feedback: Any = None
         self._log: Any = None
@@ -108,11 +114,13 @@ class Router:
         ``.mcp-router/routes.yaml``), ``log_queries`` (false), ``telemetry`` (true), ``feedback_k`` (10),
         ``feedback_min_similarity`` (0.8), ``ambiguity_share`` (0.1: a runner-up route at least this likely lends
         its higher tier; 0 turns it off), ``evidence_share`` (0.5: a query naming a language, tool or file stays in
-        scope down to this share of the acceptance threshold; 0 turns it off).
+        scope down to this share of the acceptance threshold; 0 turns it off), ``tier_model`` (true: the tier is
+        learned from the registry's tier-labelled examples; false: route default moved by the rules),
+        ``tier_under_cost`` (4.0: how much worse one tier too low is than one tier too high; higher = safer, dearer).
         """
         cfg = dict(app.config.routing or {})
         known = {"registry", "log_queries", "telemetry", "feedback_k", "feedback_min_similarity", "tokens_per_call",
-                 "ambiguity_share", "evidence_share"}
+                 "ambiguity_share", "evidence_share", "tier_model", "tier_under_cost"}
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise UserError(f"unknown routing setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
@@ -140,7 +148,9 @@ class Router:
                    feedback_k=number("feedback_k", 10, int),
                    feedback_min_similarity=number("feedback_min_similarity", 0.8),
                    ambiguity_share=number("ambiguity_share", AMBIGUITY_SHARE),
-                   evidence_share=number("evidence_share", EVIDENCE_SHARE))
+                   evidence_share=number("evidence_share", EVIDENCE_SHARE),
+                   tier_model=_flag(cfg, "tier_model", True),
+                   tier_under_cost=number("tier_under_cost", tiermodel.UNDER_COST))
 
     # -- the model ------------------------------------------------------------------------------------------------
     @property
@@ -232,11 +242,53 @@ class Router:
             return None
         return data
 
+    @property
+    def tier_model(self) -> tiermodel.TierModel | None:
+        """The tier model trained on the registry's tier-labelled examples (None: off, or too few examples)."""
+        if not self.use_tier_model:
+            return None
+        if self._tier_model is False:
+            with self._lock:
+                if self._tier_model is False:
+                    self._tier_model = self._build_tier_model()
+        return self._tier_model  # type: ignore[return-value]
+
+    def _build_tier_model(self) -> tiermodel.TierModel | None:
+        reg = self.registry
+        if len(reg.tier_examples) < tiermodel.MIN_EXAMPLES:
+            return None
+        safe = re.sub(r"[^A-Za-z0-9._-]", "_", Path(self.encoder.model_id).name)
+        name = f"tiers-v{tiermodel.VERSION}-{safe}-{reg.tier_hash()}.npz"
+        for folder in (self.cache_dir, self.shared_dir):
+            model = tiermodel.load(folder / name, len(reg.tiers))
+            if model is not None:
+                return model
+        texts, _ = reg.training_texts()
+        vecs = dict(zip(texts, self._registry_vectors()[0]))  # every example is an utterance: no extra encode
+        qs = [q for q, _, _ in reg.tier_examples]
+        missing = [q for q in qs if q not in vecs]
+        if missing:
+            vecs.update(zip(missing, self.encoder.encode(missing)))
+        tiers = reg.tier_names
+        defaults = [tiers.index(reg.route(r).tier) for _, r, _ in reg.tier_examples]
+        feats = tiermodel.training_matrix(np.vstack([vecs[q] for q in qs]), qs, defaults, len(tiers))
+        model = tiermodel.fit_tier_model(feats, np.array([tiers.index(t) for _, _, t in reg.tier_examples]),
+                                         len(tiers))
+        if model is not None:
+            for folder in (self.shared_dir, self.cache_dir):
+                try:
+                    tiermodel.save(folder / name, model)
+                    break
+                except OSError as exc:
+                    log.debug("cannot cache the tier model in %s: %s", folder, exc)
+        return model
+
     def warm(self) -> "Router":
-        """Load the encoder and build the scorer now (otherwise done on the first query)."""
+        """Load the encoder and build the scorer and the tier model now (otherwise done on the first query)."""
         if hasattr(self.encoder, "load"):
             self.encoder.load()
         _ = self.model
+        _ = self.tier_model
         return self
 
     # -- deciding -------------------------------------------------------------------------------------------------
@@ -324,7 +376,8 @@ class Router:
         tier_i = tiers.index(base)
         why: list[str] = []
         runner_p = d["probability"] - d["margin"]
-        if (route is not None and route_i == d["best"] and runner_name and self.ambiguity_share > 0
+        tm = self.tier_model if route is not None else None
+        if (tm is None and route is not None and route_i == d["best"] and runner_name and self.ambiguity_share > 0
                 and runner_p >= self.ambiguity_share and tiers.index(reg.routes[runner].tier) > tier_i):
             # a close call between routes: under-routing costs a failed answer, over-routing only money, so the
             # harder route's tier wins
@@ -342,6 +395,16 @@ class Router:
             fired.append("complexity:paste-needs-reading")
             why.append(f"at least {tiers[min(cx.floor, len(tiers) - 1)]} for the pasted code")
         tier_i = int(np.clip(tier_i, 0, len(tiers) - 1))
+        if tm is not None:
+            # the rules' tier is one of the model's inputs; the model has the last word (it learned when the rules
+            # over- or under-shoot from labelled examples)
+            rule_i = tier_i
+            p = tm.probs(tiermodel.features(x, query, tiers.index(base), rule_i, len(tiers), cx))[0]
+            tier_i = int(tiermodel.choose_tier(p, self.tier_under_cost)[0])
+            fired.append(f"tier-model:{tiers[tier_i]} ({p[tier_i]:.2f})")
+            if tier_i != rule_i:
+                why.append(f"{tiers[tier_i]} learned from labelled examples (p {p[tier_i]:.2f}; rules said "
+                           f"{tiers[rule_i]})")
 
         if self.feedback is not None and len(self.feedback):
             shift, support, mean = self.feedback.shift(x, tier_i, self.feedback_k, self.feedback_min_similarity)
@@ -518,6 +581,13 @@ class Router:
         return found
 
 
+def _flag(cfg: dict, key: str, default: bool) -> bool:
+    v = cfg.get(key, default)
+    if isinstance(v, bool):
+        return v
+    raise UserError(f"routing.{key} = {v!r} is not true or false: set it like {key} = {str(default).lower()}")
+
+
 def _index(names: list[str], route: str) -> int:
     try:
         return names.index(route)
@@ -549,5 +619,5 @@ def _load_model(path: Path, names: list[str]) -> scoring.RouteModel | None:
                                       utt=z["utt"] if "utt" in z.files else None,
                                       utt_y=z["utt_y"] if "utt_y" in z.files else None,
                                       beta=float(z["beta"]) if "utt" in z.files else 0.0)
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):  # missing, foreign or torn: rebuild it
         return None

@@ -281,15 +281,18 @@ def test_fit_with_a_missing_classifier_file_falls_back_to_the_registry(router: R
 
 def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> None:
     """Under-routing costs a failed answer, over-routing only money: when the runner-up route is close and needs a
-    higher tier, that tier wins (and the decision says so). `ambiguity_share = 0` turns it off."""
+    higher tier, that tier wins (and the decision says so). `ambiguity_share = 0` turns it off. (It is the rules'
+    answer to route uncertainty; the tier model replaces it, so this runs with `tier_model=False`.)"""
     queries = [q for qs in CLEAR.values() for q in qs] + [
         "is this a reasonable way to structure the redux slice", "memoize an expensive python function with a ttl",
         "review this function for readability", "sketch the components of a url shortener",
         "how should i hash passwords in node", "check this Dockerfile for problems",
         "split this service into smaller pieces?", "where should validation go in this api",
         "should this helper live in utils or in its own module", "restructure these modules"]
-    on = router.route_batch(queries)
-    off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, ambiguity_share=0).route_batch(queries)
+    rules = Router(router.registry, router.encoder, cache_dir=router.cache_dir, tier_model=False)
+    on = rules.route_batch(queries)
+    off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, ambiguity_share=0,
+                 tier_model=False).route_batch(queries)
     tiers = router.registry.tier_names
     lifted = [(a, b) for a, b in zip(on, off) if a.tier != b.tier]
     assert lifted and all(tiers.index(a.tier) > tiers.index(b.tier) for a, b in lifted)  # it only ever lifts
@@ -299,6 +302,48 @@ def test_a_close_runner_up_lends_its_higher_tier(router: Router, app: App) -> No
     bad.write_text('[routing]\nambiguity_share = "high"\n')
     with pytest.raises(Exception, match="ambiguity_share"):
         Router.from_app(App(app.root))
+
+
+def test_the_tier_model_learns_from_labelled_examples_and_can_be_turned_off(router: Router, app: App) -> None:
+    """With the shipped tier-labelled examples, a learned model has the last word on the tier (the rules' tier is one
+    of its inputs); `tier_under_cost` trades under- for over-routing; `tier_model = false` is the rules alone."""
+    queries = ["review this function for readability", "is this regex safe from ReDoS: ^(a+)+$",
+               "what does git rebase -i do", "write a docstring for this function",
+               "design a scalable architecture for a chat service with millions of users",
+               "refactor the duplicated code across the entire codebase"]
+    tiers = router.registry.tier_names
+    assert router.tier_model is not None
+    learned = router.route_batch(queries)
+    assert all(any(s.startswith("tier-model:") for s in d.signals) for d in learned)
+    rules = Router(router.registry, router.encoder, cache_dir=router.cache_dir, tier_model=False).route_batch(queries)
+    assert not any(s.startswith("tier-model:") for d in rules for s in d.signals)
+    assert [d.route for d in learned] == [d.route for d in rules]  # the route is never the tier model's business
+    # the route defaults of review and security over-shoot a one-line ask; the examples taught the model so
+    assert [d.tier for d in rules[:2]] == ["llm", "llm"] and [d.tier for d in learned[:2]] == ["srm", "srm"]
+    assert "learned from labelled examples" in learned[0].reason and "rules said llm" in learned[0].reason
+    assert learned[4].tier == "lrm"  # design work stays at the top
+    cheap = Router(router.registry, router.encoder, cache_dir=router.cache_dir, tier_under_cost=1.0).route_batch(queries)
+    safe = Router(router.registry, router.encoder, cache_dir=router.cache_dir, tier_under_cost=10.0).route_batch(queries)
+    order = [(tiers.index(c.tier), tiers.index(d.tier), tiers.index(s.tier)) for c, d, s in zip(cheap, learned, safe)]
+    assert all(c <= d <= s for c, d, s in order) and any(c < s for c, _, s in order)
+    (app.root / ".mcp-router.toml").write_text('[routing]\ntier_model = "yes"\n')
+    with pytest.raises(Exception, match="tier_model = 'yes' is not true or false"):
+        Router.from_app(App(app.root))
+    (app.root / ".mcp-router.toml").write_text("[routing]\ntier_model = false\n")
+    assert Router.from_app(App(app.root)).tier_model is None
+
+
+def test_a_torn_cached_model_is_rebuilt_not_fatal(app: App) -> None:
+    """A cached route or tier model that is cut short (a full disk, a copy interrupted) is rebuilt on load."""
+    first = Router.from_app(app)
+    expected = first.route("write pytest unit tests for the date parser", record=False)
+    cached = [p for folder in (first.cache_dir, first.shared_dir) for p in folder.glob("*.npz")
+              if p.name.startswith(("model-", "tiers-"))]
+    assert {p.name.split("-")[0] for p in cached} == {"model", "tiers"}
+    for p in cached:
+        p.write_bytes(b"PK\x03\x04 cut short")
+    again = Router.from_app(app).route("write pytest unit tests for the date parser", record=False)
+    assert (again.route, again.tier) == (expected.route, expected.tier)
 
 
 def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from indexer.errors import UserError
 from mcp_router.routing import scoring
+from mcp_router.routing import tiers as tiermodel
 from mcp_router.routing.evaluation import load_labelled
 from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
 from mcp_router.routing.lexical import LexicalModel, build_vocabulary, fit_lexical, terms, vectorize
@@ -111,6 +112,62 @@ def test_examples_files_join_utterances_and_out_of_scope_and_bad_ones_are_report
     p.write_text(p.read_text().replace("mine.jsonl", "missing.jsonl"))
     with pytest.raises(UserError, match=r"routes.yaml:1: examples file .*missing.jsonl does not exist"):
         load_registry([p])
+
+
+def test_tiered_examples_feed_the_tier_model_and_its_cache_key(tmp_path: Path) -> None:
+    (tmp_path / "mine.jsonl").write_text('{"query": "pg_dump with only the schema", "route": "sql_help", "tier": "slm"}\n'
+                                         '{"query": "plan a zero-downtime schema split", "route": "sql_help", '
+                                         '"tier": "lrm"}\n{"query": "no tier given", "route": "sql_help"}\n'
+                                         '{"query": "best pizza in town", "route": "none", "tier": "srm"}\n')
+    p = write(tmp_path, "examples: [mine.jsonl]\nroutes:\n  sql_help:\n    tier: slm\n"
+                        "    utterances: [how do I join two tables]\n")
+    reg = load_registry([p])
+    mine = [e for e in reg.tier_examples if e[1] == "sql_help"]
+    assert mine == [("pg_dump with only the schema", "sql_help", "slm"),
+                    ("plan a zero-downtime schema split", "sql_help", "lrm")]  # untiered and `none` rows are not
+    assert len(reg.tier_examples) > 2000  # the shipped examples carry tiers too
+    before = reg.tier_hash()
+    p.write_text(p.read_text().replace("tier: slm", "tier: srm"))  # a route's default tier is a model input
+    assert load_registry([p]).tier_hash() != before
+    (tmp_path / "mine.jsonl").write_text('{"query": "x", "route": "sql_help", "tier": "huge"}\n')
+    with pytest.raises(UserError, match=r"mine.jsonl: row 1: unknown tier `huge`"):
+        load_registry([p])
+
+
+def test_tier_choice_weighs_under_routing_by_its_cost() -> None:
+    cost = tiermodel.cost_matrix(4, under_cost=4.0)
+    assert cost[0, 2] == 8.0 and cost[2, 0] == 2.0 and np.all(np.diag(cost) == 0)  # [chosen, needed]
+    p = np.array([[0.6, 0.0, 0.4, 0.0], [0.0, 0.9, 0.1, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    assert tiermodel.choose_tier(p, under_cost=1.0).tolist() == [0, 1, 3]  # plain expected distance: the median
+    assert tiermodel.choose_tier(p, under_cost=4.0).tolist() == [2, 1, 3]  # a 40% chance of needing llm is enough
+
+
+def test_rule_tier_moves_the_default_and_keeps_the_paste_floor() -> None:
+    assert tiermodel.rule_tier(0, complexity_signal("what is a tuple"), 4) == 0
+    assert tiermodel.rule_tier(3, complexity_signal("design it across the whole codebase, trade-offs"), 4) == 3  # clipped
+    pasted = "why\n```\nx = [1, 2]\nprint(x[3])\nfoo(bar)\n```"
+    assert tiermodel.rule_tier(0, complexity_signal(pasted), 4) == 1
+
+
+def test_tier_model_learns_what_the_rules_cannot_see_and_survives_a_save(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    texts = [f"task {i}" for i in range(200)]
+    x = scoring.normalise(rng.normal(size=(200, 8))).astype(np.float32)
+    needed = (x[:, 0] > 0).astype(int) * 2  # the tier depends on a vector direction only: slm or llm
+    feats = tiermodel.training_matrix(x, texts, [0] * 200, 4)
+    assert feats.shape == (200, 8 + tiermodel.N_COUNTS + 8)
+    model = tiermodel.fit_tier_model(feats, needed, 4)
+    pred = tiermodel.choose_tier(model.probs(feats), under_cost=1.0)
+    assert (pred == needed).mean() > 0.95
+    assert model.probs(feats).shape == (200, 4) and np.allclose(model.probs(feats)[:, [1, 3]], 0)  # unseen tiers
+    tiermodel.save(tmp_path / "t.npz", model)
+    again = tiermodel.load(tmp_path / "t.npz", 4)
+    assert np.allclose(again.probs(feats), model.probs(feats))
+    assert tiermodel.load(tmp_path / "t.npz", 5) is None and tiermodel.load(tmp_path / "missing.npz", 4) is None
+    (tmp_path / "torn.npz").write_bytes(b"PK\x03\x04 torn")
+    assert tiermodel.load(tmp_path / "torn.npz", 4) is None
+    assert tiermodel.fit_tier_model(feats[:50], needed[:50], 4) is None  # too few examples: the rules decide
+    assert tiermodel.fit_tier_model(feats, np.ones(200, int), 4) is None  # one tier only: nothing to learn
 
 
 # -- signals ----------------------------------------------------------------------------------------------------------
