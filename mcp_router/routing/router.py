@@ -357,12 +357,16 @@ class Router:
         blocked = [i for i, pats, kws in self._blocks if any(p.search(query) for p in pats) or any(k in low for k in kws)]
         d = scoring.decide(model, x, blocked, text=query)
         route_i = d["route"]
-        if (route_i < 0 and self.evidence_share > 0 and d["probability"] > 0
-                and d["confidence"] >= self.evidence_share * d["threshold"]):
-            words = code_evidence(query)
-            if words:  # a low-confidence request that names a language, tool or file is still about code
+        cx = complexity_signal(query)
+        if route_i < 0 and self.evidence_share > 0 and d["probability"] > 0:
+            if cx.floor:  # pasted code or a trace: 233 of 2,544 coding queries in nine labelled sets, 0 of 286 others
                 route_i = d["best"]
-                fired.append("in-scope:" + ",".join(words)[:40])
+                fired.append("in-scope:pasted code")
+            elif d["confidence"] >= self.evidence_share * d["threshold"]:
+                words = code_evidence(query)
+                if words:  # a low-confidence request that names a language, tool or file is still about code
+                    route_i = d["best"]
+                    fired.append("in-scope:" + ",".join(words)[:40])
         pinned = [i for i in pinned if i not in blocked]
         if pinned:
             route_i = max(pinned, key=lambda i: d["probability"] if i == d["best"] else 0.0)
@@ -385,7 +389,6 @@ class Router:
             fired.append(f"ambiguity:{runner_name}")
             why.append(f"{tiers[tier_i]}: {runner_name} is close ({runner_p:.2f})")
 
-        cx = complexity_signal(query)
         if cx.delta:
             tier_i += cx.delta
             fired += [f"complexity:{f}" for f in cx.fired]

@@ -356,6 +356,12 @@ def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> 
     assert off[0].route is None and on[0].route is not None
     assert "in-scope:wordpress" in on[0].signals and on[0].confidence < 0.5
     assert on[1].route is None and on[2].route is None  # no code words / confidence far below the threshold
+    pasted = "it only prints the last name?? help\n\nnames = ['ana', 'bo', 'cy']\nfor n in names:\n" \
+             "    greeting = 'hi ' + n\nprint(greeting)"
+    kept, dropped = router.route(pasted, record=False), Router(
+        router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route(pasted, record=False)
+    assert dropped.route is None and kept.route is not None  # pasted code is in scope at any confidence
+    assert "in-scope:pasted code" in kept.signals and kept.confidence < 0.25
 
 
 @pytest.mark.anyio
