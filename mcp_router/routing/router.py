@@ -403,7 +403,7 @@ class Router:
             # over- or under-shoot from labelled examples)
             rule_i = tier_i
             p = tm.probs(tiermodel.features(x, query, tiers.index(base), rule_i, len(tiers), cx))[0]
-            tier_i = int(tiermodel.choose_tier(p, self.tier_under_cost)[0])
+            tier_i = max(int(tiermodel.choose_tier(p, self.tier_under_cost)[0]), min(cx.floor, len(tiers) - 1))
             fired.append(f"tier-model:{tiers[tier_i]} ({p[tier_i]:.2f})")
             if tier_i != rule_i:
                 why.append(f"{tiers[tier_i]} learned from labelled examples (p {p[tier_i]:.2f}; rules said "

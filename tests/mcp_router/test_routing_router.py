@@ -362,6 +362,7 @@ def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> 
         router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route(pasted, record=False)
     assert dropped.route is None and kept.route is not None  # pasted code is in scope at any confidence
     assert "in-scope:pasted code" in kept.signals and kept.confidence < 0.25
+    assert kept.tier != "slm"  # pasted code has to be read: never the lookup tier, whatever the tier model says
 
 
 @pytest.mark.anyio
