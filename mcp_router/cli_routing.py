@@ -114,7 +114,7 @@ def register(main: click.Group) -> None:
         what = "calibrating" if calibrate_only else "retraining the classifier on the registry + your rows (5 folds)"
         with err_console.status(f"{what}, {len(rows)} rows..."):
             res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
-                                     retrain=not calibrate_only, force=force)
+                                     retrain=not calibrate_only, force=force, tiers=[r.tier for r in rows])
         if as_json:
             _print_json(res)
             return
@@ -124,6 +124,11 @@ def register(main: click.Group) -> None:
         console.print(f"accuracy on these rows: {res['accuracy_before']:.1%} (registry only) -> "
                       f"{res['accuracy_after']:.1%} ({res['after_is']}); balanced "
                       f"{res['balanced_accuracy_before']:.3f} -> {res['balanced_accuracy_after']:.3f}")
+        t = res.get("tiers")
+        if t:
+            console.print(f"tier model on the {t['rows']} rows with a tier: accuracy {t['accuracy_before']:.1%} -> "
+                          f"{t['accuracy_after']:.1%}, under-routing {t['under_before']:.1%} -> {t['under_after']:.1%} "
+                          f"(out-of-fold); {'saved' if t['saved'] else 'not saved: no better than the registry alone'}")
         if res["saved"]:
             console.print(f"saved {res['path']}")
         else:

@@ -254,6 +254,17 @@ class Router:
         return self._tier_model  # type: ignore[return-value]
 
     def _build_tier_model(self) -> tiermodel.TierModel | None:
+        fitted = self._read_fitted()
+        if fitted is not None and fitted.get("tier_model") and fitted.get("tier_key") == self.registry.tier_hash():
+            model = tiermodel.load(self.cache_dir / fitted["tier_model"], len(self.registry.tiers))
+            if model is not None:
+                return model
+            log.warning("the tier model trained by `mcp-router fit` (%s) is missing or unreadable: using the "
+                        "registry's own; rerun `mcp-router fit`", self.cache_dir / fitted["tier_model"])
+        return self._registry_tier_model()
+
+    def _registry_tier_model(self) -> tiermodel.TierModel | None:
+        """The tier model trained on the registry's tier-labelled examples alone (cached on disk)."""
         reg = self.registry
         if len(reg.tier_examples) < tiermodel.MIN_EXAMPLES:
             return None
@@ -511,7 +522,7 @@ class Router:
 
     # -- fitting --------------------------------------------------------------------------------------------------
     def fit(self, queries: Sequence[str], routes: Sequence[str | None], *, per_route: bool = True,
-            retrain: bool = True, force: bool = False) -> dict:
+            retrain: bool = True, force: bool = False, tiers: Sequence[str | None] | None = None) -> dict:
         """Learn from labelled queries (route None / "none" = out of scope) and save the result next to the model.
 
         ``retrain`` (the default): the classifier is retrained on the registry's utterances plus these queries, and the
@@ -521,6 +532,10 @@ class Router:
         "before" is always the registry-only router on these queries. A retrained model that does worse than that on
         its out-of-fold estimate is not saved (the registry stays in charge) unless ``force``. Returns a summary
         (``saved`` says whether anything was written).
+
+        ``tiers`` (the tier each query needs, or None) retrain the tier model too, on the registry's tier examples
+        plus these rows, when at least 10 in-scope rows carry one; its "after" is out-of-fold as well, and it is kept
+        only when its expected cost (`tiers.cost_matrix`) on these rows is no worse than the registry's model.
         """
         names = self.registry.route_names
         labels = np.array([-1 if r in (None, "", "none", "oos") else _index(names, r) for r in routes])
@@ -551,6 +566,7 @@ class Router:
             acceptor, thr, per = scoring.calibrate(feats, pred, labels, per_route=per_route, min_rows=10,
                                                    default_threshold=base.threshold)
         pred_after = scoring.apply_threshold(pred, acceptor.score(feats), thr, per)
+        tier_fit = self._fit_tiers(queries, x, routes, tiers) if retrain and tiers is not None else None
         data = {"model_key": self._model_key(), "acceptor": acceptor.to_dict(), "threshold": thr,
                 "route_thresholds": {names[i]: t for i, t in per.items()}, "rows": int(len(labels)),
                 "oos_rows": int(is_oos.sum()), "retrained": retrain, "classifier": classifier,
@@ -558,30 +574,83 @@ class Router:
                 "accuracy_after": float((pred_after == labels).mean()),
                 "balanced_accuracy_before": scoring.balanced_accuracy(pred_before, labels),
                 "balanced_accuracy_after": scoring.balanced_accuracy(pred_after, labels),
-                "after_is": "out-of-fold" if retrain else "in-sample"}
+                "after_is": "out-of-fold" if retrain else "in-sample",
+                "tier_key": self.registry.tier_hash(), "tier_model": None, "tiers": None}
+        if tier_fit is not None:
+            model_t, report = tier_fit
+            data["tiers"] = report
+            if model_t is not None and (force or report["cost_after"] <= report["cost_before"] + 1e-9):
+                data["tier_model"] = f"fitted-tiers-{hashlib.sha256(json.dumps([classifier, report]).encode()).hexdigest()[:16]}.npz"
         if retrain and not force and data["balanced_accuracy_after"] < data["balanced_accuracy_before"] - 1e-9:
             return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": False, "path": None}
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if retrain:
             _save_model(self.cache_dir / classifier, model)
+        if data["tier_model"]:
+            tiermodel.save(self.cache_dir / data["tier_model"], tier_fit[0])
+            data["tiers"]["saved"] = True
         tmp = self.fitted_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.fitted_path)
-        for old in self.cache_dir.glob("fitted-model-*.npz"):
-            if old.name != classifier:
+        for old in (*self.cache_dir.glob("fitted-model-*.npz"), *self.cache_dir.glob("fitted-tiers-*.npz")):
+            if old.name not in (classifier, data["tier_model"]):
                 old.unlink(missing_ok=True)
         self._model = None  # rebuild with the new classifier / thresholds
+        self._tier_model = False
         return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": True, "path": str(self.fitted_path)}
 
     def unfit(self) -> bool:
         """Forget what `fit` learned (back to the registry alone); True when there was something to forget."""
         found = False
-        for p in (self.fitted_path, *self.cache_dir.glob("fitted-model-*.npz")):
+        for p in (self.fitted_path, *self.cache_dir.glob("fitted-model-*.npz"), *self.cache_dir.glob("fitted-tiers-*.npz")):
             if p.exists():
                 p.unlink()
                 found = True
         self._model = None
+        self._tier_model = False
         return found
+
+    def _fit_tiers(self, queries: list[str], x: np.ndarray, routes: Sequence[str | None],
+                   tiers: Sequence[str | None]) -> tuple[tiermodel.TierModel | None, dict] | None:
+        """Retrain the tier model on the registry's examples plus the labelled rows that carry a tier; scored
+        out-of-fold on those rows against the registry's own tier model. None when fewer than 10 rows carry one."""
+        reg, names = self.registry, self.registry.tier_names
+        rows = [i for i, (r, t) in enumerate(zip(routes, tiers)) if t and r not in (None, "", "none", "oos")]
+        for i in rows:
+            if tiers[i] not in names:
+                raise UserError(f"row {i + 1}: tier {tiers[i]!r} is unknown: use one of {', '.join(names)}")
+        if len(rows) < 10:
+            return None
+        defaults = [names.index(reg.route(routes[i]).tier) for i in rows]
+        feats = tiermodel.training_matrix(x[rows], [queries[i] for i in rows], defaults, len(names))
+        need = np.array([names.index(tiers[i]) for i in rows])
+        texts, _ = reg.training_texts()
+        vecs = dict(zip(texts, self._registry_vectors()[0]))
+        base_q = [q for q, _, _ in reg.tier_examples if q in vecs]
+        base_rows = [e for e in reg.tier_examples if e[0] in vecs]
+        base_x = (tiermodel.training_matrix(np.vstack([vecs[q] for q in base_q]), base_q,
+                                            [names.index(reg.route(r).tier) for _, r, _ in base_rows], len(names))
+                  if base_rows else feats[:0])
+        base_y = np.array([names.index(t) for _, _, t in base_rows], dtype=int)
+        cost = tiermodel.cost_matrix(len(names), self.tier_under_cost)
+        current = self._registry_tier_model()
+        before = (tiermodel.choose_tier(current.probs(feats), self.tier_under_cost) if current is not None
+                  else np.array([int(f[-len(names):].argmax()) for f in feats]))  # the rules' tier
+        after = np.empty(len(rows), dtype=int)
+        folds = np.arange(len(rows)) % 5
+        np.random.default_rng(0).shuffle(folds)
+        for k in range(5):
+            held = folds == k
+            m = tiermodel.fit_tier_model(np.vstack([base_x, feats[~held]]), np.concatenate([base_y, need[~held]]),
+                                         len(names))
+            after[held] = (tiermodel.choose_tier(m.probs(feats[held]), self.tier_under_cost) if m is not None
+                           else before[held])
+        model = tiermodel.fit_tier_model(np.vstack([base_x, feats]), np.concatenate([base_y, need]), len(names))
+        report = {"rows": len(rows), "accuracy_before": float((before == need).mean()),
+                  "accuracy_after": float((after == need).mean()), "under_before": float((before < need).mean()),
+                  "under_after": float((after < need).mean()), "cost_before": float(cost[before, need].mean()),
+                  "cost_after": float(cost[after, need].mean()), "after_is": "out-of-fold", "saved": False}
+        return model, report
 
 
 def _flag(cfg: dict, key: str, default: bool) -> bool:

@@ -333,6 +333,31 @@ def test_the_tier_model_learns_from_labelled_examples_and_can_be_turned_off(rout
     assert Router.from_app(App(app.root)).tier_model is None
 
 
+def test_fit_teaches_the_tier_model_a_team_convention(router: Router) -> None:
+    """A team whose documentation requests need the large model says so in 40 labelled rows: `fit` retrains the tier
+    model on the registry's examples plus those rows, scores it out-of-fold, keeps it, and unseen documentation
+    requests follow (other routes do not); `unfit` forgets it."""
+    import itertools
+
+    things = ["the payment client", "parse_config", "the retry decorator", "our CLI", "the cache module",
+              "UserService", "the webhook handler", "the rate limiter", "export_csv", "the auth middleware"]
+    forms = ["write a docstring for {}", "document {} for the wiki", "add usage docs for {}",
+             "explain in the README how to use {}"]
+    rows = [f.format(t) for f, t in itertools.product(forms, things)]
+    probe = ["write docs for the image resizer", "what's the syntax for a python decorator"]
+    before = [d.tier for d in router.route_batch(probe)]
+    assert before[0] == "srm"
+    res = router.fit(rows, ["documentation"] * len(rows), tiers=["llm"] * len(rows))
+    t = res["tiers"]
+    assert t["rows"] == 40 and t["after_is"] == "out-of-fold" and t["saved"]
+    assert t["accuracy_after"] > t["accuracy_before"] and t["cost_after"] < t["cost_before"]
+    fresh = Router(router.registry, router.encoder, cache_dir=router.cache_dir)  # reads fitted.json from disk
+    assert [d.tier for d in fresh.route_batch(probe)] == ["llm", before[1]]
+    assert fresh.unfit() and [d.tier for d in fresh.route_batch(probe)] == before
+    with pytest.raises(Exception, match="tier 'huge' is unknown"):
+        router.fit(rows, ["documentation"] * len(rows), tiers=["huge"] * len(rows))
+
+
 def test_a_torn_cached_model_is_rebuilt_not_fatal(app: App) -> None:
     """A cached route or tier model that is cut short (a full disk, a copy interrupted) is rebuilt on load."""
     first = Router.from_app(app)
