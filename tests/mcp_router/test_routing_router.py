@@ -358,13 +358,19 @@ def test_fit_teaches_the_tier_model_a_team_convention(router: Router) -> None:
         router.fit(rows, ["documentation"] * len(rows), tiers=["huge"] * len(rows))
 
 
-def test_a_torn_cached_model_is_rebuilt_not_fatal(app: App) -> None:
-    """A cached route or tier model that is cut short (a full disk, a copy interrupted) is rebuilt on load."""
+def test_a_torn_cached_model_is_rebuilt_not_fatal(app: App, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cached route or tier model that is cut short (a full disk, a copy interrupted) is rebuilt on load. The
+    machine-wide cache is redirected to a copy first: a test never touches the user's real cache."""
+    real = Router.from_app(app).shared_dir
+    shared = tmp_path / "machine-cache"
+    monkeypatch.setenv("MCP_ROUTER_CACHE", str(shared))
     first = Router.from_app(app)
+    shutil.copytree(real, first.shared_dir)
     expected = first.route("write pytest unit tests for the date parser", record=False)
     cached = [p for folder in (first.cache_dir, first.shared_dir) for p in folder.glob("*.npz")
               if p.name.startswith(("model-", "tiers-"))]
     assert {p.name.split("-")[0] for p in cached} == {"model", "tiers"}
+    assert all(str(p).startswith(str(tmp_path)) or str(p).startswith(str(app.root)) for p in cached)
     for p in cached:
         p.write_bytes(b"PK\x03\x04 cut short")
     again = Router.from_app(app).route("write pytest unit tests for the date parser", record=False)
