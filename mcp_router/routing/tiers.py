@@ -26,10 +26,11 @@ from typing import Sequence
 
 import numpy as np
 
+from mcp_router.routing.scoring import fit_linear_classifier
 from mcp_router.routing.signals import (_BIG, _PATH, _PLANNING, _REASONING, _SCOPE, _SIMPLE, ComplexitySignal,
                                         complexity_signal, requirement_count)
 
-VERSION = 1  # bump when the features change, so cached tier models are rebuilt
+VERSION = 2  # bump when the features change, so cached tier models are rebuilt
 UNDER_COST = 4.0  # one step under the needed tier costs as much as four steps over it
 TIER_C = 1.0  # inverse L2 strength of the logistic regression (chosen leave-one-author-out on nine sets)
 MIN_EXAMPLES = 100  # fewer tier-labelled examples than this: the rules alone decide
@@ -102,19 +103,12 @@ def choose_tier(probs: np.ndarray, under_cost: float = UNDER_COST) -> np.ndarray
 
 def fit_tier_model(feats: np.ndarray, tiers: np.ndarray, n_tiers: int, c: float = TIER_C) -> TierModel | None:
     """Train on labelled rows; ``None`` when there are too few rows or only one tier (the rules then decide)."""
-    from sklearn.linear_model import LogisticRegression  # fitting only, never on the query path
-
     tiers = np.asarray(tiers)
     present = np.unique(tiers)
     if len(tiers) < MIN_EXAMPLES or len(present) < 2:
         return None
-    clf = LogisticRegression(C=c, max_iter=3000)
-    clf.fit(feats, tiers)
-    w, b = clf.coef_, clf.intercept_
-    if len(present) == 2:  # sklearn returns one row for two classes
-        w = np.vstack([-w[0] / 2, w[0] / 2])
-        b = np.array([-b[0] / 2, b[0] / 2])
-    return TierModel(w.astype(np.float32), b.astype(np.float32), clf.classes_.astype(int), n_tiers)
+    w, b = fit_linear_classifier(feats, tiers, n_tiers, c=c)  # tiers never seen get a -1e4 bias
+    return TierModel(w[present], b[present], present.astype(int), n_tiers)
 
 
 def training_matrix(vectors: np.ndarray, texts: Sequence[str], defaults: Sequence[int], n_tiers: int) -> np.ndarray:
