@@ -77,7 +77,8 @@ def test_off_topic_queries_are_out_of_scope(router: Router) -> None:
 
 
 def test_signals_move_the_tier(router: Router) -> None:
-    wide = router.route("refactor the duplicated code across the entire codebase", record=False)
+    rules = Router(router.registry, router.encoder, cache_dir=router.cache_dir, tier_model=False)
+    wide = rules.route("refactor the duplicated code across the entire codebase", record=False)
     assert wide.route == "refactoring" and "complexity:scope:codebase" in wide.signals
     assert router.registry.tier_index(wide.tier) == router.registry.tier_index(wide.route_tier) + 1
     secret = router.route("why does boto3 reject my key AKIAIOSFODNN7EXAMPLE with a design review of our IAM",
@@ -387,8 +388,7 @@ def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> 
     assert off[0].route is None and on[0].route is not None
     assert "in-scope:wordpress" in on[0].signals and on[0].confidence < 0.5
     assert on[1].route is None and on[2].route is None  # no code words / confidence far below the threshold
-    pasted = "it only prints the last name?? help\n\nnames = ['ana', 'bo', 'cy']\nfor n in names:\n" \
-             "    greeting = 'hi ' + n\nprint(greeting)"
+    pasted = "ok\n\nfor guest in guests:\n    invite(guest)\nsend_all()\nprint('done')"  # a bare paste
     kept, dropped = router.route(pasted, record=False), Router(
         router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route(pasted, record=False)
     assert dropped.route is None and kept.route is not None  # pasted code is in scope at any confidence
