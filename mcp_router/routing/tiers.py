@@ -1,7 +1,7 @@
 """The learned tier model: which tier a query needs, learned from labelled examples (pure functions over arrays).
 
 The rules in `signals.py` move a route's default tier by scope, paste length and reasoning cues. Measured against
-15 labelled sets by separate authors, route default plus rules matched the labelled tier on 68% of rows and sent
+17 labelled sets by separate authors, route default plus rules matched the labelled tier on 68% of rows and sent
 27% of them to a more expensive tier than their author judged necessary. Tier judgements depend on the whole message
 (how much work it asks for, how subtle the code is) in ways no short list of regexes captures, but they are
 learnable from examples.
@@ -11,9 +11,9 @@ and trace lines, listed requirements, paths, cue words) and the two tiers the ru
 the default moved by the rules), trained on every labelled example of the registry that carries a tier. It predicts
 a probability per tier; the decision is the tier with the lowest expected cost, where sending a query to a tier below
 the one it needs costs ``under_cost`` times as much per step as sending it one step too high (a failed answer and a
-retry cost more than a dearer model). Leave one author's set out, over 15 sets
-(`python benchmarks/bench_router_coding.py --tier-cv`): tier accuracy 67.9% -> 74.9%, under-routing 5.6% -> 4.4%,
-over-routing 26.5% -> 20.7% against the rules alone.
+retry cost more than a dearer model). Leave one author's set out, over the 17 shipped sets
+(`python benchmarks/bench_router_coding.py --tier-cv`): tier accuracy 67.7% -> 75.7%, under-routing 6.1% -> 3.9%,
+over-routing 26.3% -> 20.3% against the rules alone.
 """
 
 from __future__ import annotations
