@@ -121,17 +121,12 @@ def tier_cv(args: argparse.Namespace) -> None:
         router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp)).warm()
         reg = router.registry
         names = reg.tier_names
-        texts, _ = reg.training_texts()
-        vecs = dict(zip(texts, router._registry_vectors()[0]))
         out: dict[str, dict] = {}
         for held in TRAINING:
             rows = [r for r in load_labelled(REPO / "fixtures" / "routing" / f"coding_{held}.jsonl") if r.route]
             held_q = {r.query for r in rows}
             train = [e for e in reg.tier_examples if e[0] not in held_q]
-            feats = tiermodel.training_matrix(np.vstack([vecs[q] for q, _, _ in train]), [q for q, _, _ in train],
-                                              [names.index(reg.route(r).tier) for _, r, _ in train], len(names))
-            router._tier_model = tiermodel.fit_tier_model(feats, np.array([names.index(t) for *_, t in train]),
-                                                          len(names))
+            router._tier_model = tiermodel.fit_tier_model(*router.tier_training_data(train), len(names))
             queries = [r.query for r in rows]
             learned = router.route_batch(queries)
             router.use_tier_model = False

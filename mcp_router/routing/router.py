@@ -274,17 +274,7 @@ class Router:
             model = tiermodel.load(folder / name, len(reg.tiers))
             if model is not None:
                 return model
-        texts, _ = reg.training_texts()
-        vecs = dict(zip(texts, self._registry_vectors()[0]))  # every example is an utterance: no extra encode
-        qs = [q for q, _, _ in reg.tier_examples]
-        missing = [q for q in qs if q not in vecs]
-        if missing:
-            vecs.update(zip(missing, self.encoder.encode(missing)))
-        tiers = reg.tier_names
-        defaults = [tiers.index(reg.route(r).tier) for _, r, _ in reg.tier_examples]
-        feats = tiermodel.training_matrix(np.vstack([vecs[q] for q in qs]), qs, defaults, len(tiers))
-        model = tiermodel.fit_tier_model(feats, np.array([tiers.index(t) for _, _, t in reg.tier_examples]),
-                                         len(tiers))
+        model = tiermodel.fit_tier_model(*self.tier_training_data(reg.tier_examples), len(reg.tiers))
         if model is not None:
             for folder in (self.shared_dir, self.cache_dir):
                 try:
@@ -293,6 +283,22 @@ class Router:
                 except OSError as exc:
                     log.debug("cannot cache the tier model in %s: %s", folder, exc)
         return model
+
+    def tier_training_data(self, examples: Sequence[tuple[str, str, str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Feature rows and tier indices of (query, route, tier) examples, each read with its labelled route's
+        default tier. Vectors come from the registry's cached utterance vectors (every registry example is an
+        utterance); only queries not among them are encoded."""
+        reg, tiers = self.registry, self.registry.tier_names
+        texts, _ = reg.training_texts()
+        vecs = dict(zip(texts, self._registry_vectors()[0]))
+        qs = [q for q, _, _ in examples]
+        missing = [q for q in dict.fromkeys(qs) if q not in vecs]
+        if missing:
+            vecs.update(zip(missing, self.encoder.encode(missing)))
+        defaults = [tiers.index(reg.route(r).tier) for _, r, _ in examples]
+        x = np.vstack([vecs[q] for q in qs]) if qs else np.zeros((0, self.encoder.dim), np.float32)
+        return (tiermodel.training_matrix(x, qs, defaults, len(tiers)),
+                np.array([tiers.index(t) for _, _, t in examples], dtype=int))
 
     def warm(self) -> "Router":
         """Load the encoder and build the scorer and the tier model now (otherwise done on the first query)."""
@@ -624,18 +630,12 @@ class Router:
         defaults = [names.index(reg.route(routes[i]).tier) for i in rows]
         feats = tiermodel.training_matrix(x[rows], [queries[i] for i in rows], defaults, len(names))
         need = np.array([names.index(tiers[i]) for i in rows])
-        texts, _ = reg.training_texts()
-        vecs = dict(zip(texts, self._registry_vectors()[0]))
-        base_q = [q for q, _, _ in reg.tier_examples if q in vecs]
-        base_rows = [e for e in reg.tier_examples if e[0] in vecs]
-        base_x = (tiermodel.training_matrix(np.vstack([vecs[q] for q in base_q]), base_q,
-                                            [names.index(reg.route(r).tier) for _, r, _ in base_rows], len(names))
-                  if base_rows else feats[:0])
-        base_y = np.array([names.index(t) for _, _, t in base_rows], dtype=int)
+        base_x, base_y = self.tier_training_data(reg.tier_examples)
         cost = tiermodel.cost_matrix(len(names), self.tier_under_cost)
         current = self._registry_tier_model()
         before = (tiermodel.choose_tier(current.probs(feats), self.tier_under_cost) if current is not None
-                  else np.array([int(f[-len(names):].argmax()) for f in feats]))  # the rules' tier
+                  else np.array([tiermodel.rule_tier(d, complexity_signal(queries[i]), len(names))
+                                 for d, i in zip(defaults, rows)]))
         after = np.empty(len(rows), dtype=int)
         folds = np.arange(len(rows)) % 5
         np.random.default_rng(0).shuffle(folds)
