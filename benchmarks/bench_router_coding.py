@@ -1,16 +1,16 @@
 """Coding routes: the shipped registry on labelled coding-assistant queries.
 
-    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_blind8.jsonl] [--fit FILE ...]
+    python benchmarks/bench_router_coding.py [--data fixtures/routing/coding_blind18.jsonl] [--fit FILE ...]
     python benchmarks/bench_router_coding.py --tier-cv     # the tier model, leave one author's set out
 
 Labelled sets in fixtures/routing, each written for this project by a separate author who saw only the route and
 tier definitions (never the registry, the router or another set):
-- coding_dev, coding_test, coding_holdout, coding_blind2 ... coding_blind7: each measured blind once, then used for
-  choices; their rows now ship as training examples (mcp_router/data/coding_examples.jsonl, built by
-  fixtures/routing/make_coding_examples.py), so the router scores their routes near 100% and they are no longer
-  measurements of it;
-- coding_blind8 (the default) and coding_blind9: never used for any choice and not in the examples: the honest
-  numbers.
+- coding_dev, coding_test, coding_holdout, coding_blind2 ... coding_blind17 (``TRAINING`` in
+  fixtures/routing/make_coding_examples.py): each measured blind once, then used for choices; their rows now ship
+  as training examples (mcp_router/data/coding_examples.jsonl), so the router scores their routes near 100% and
+  they are no longer measurements of it;
+- coding_blind18 (the default) and coding_blind19 (``UNSEEN``): never used for any choice and not in the examples:
+  the honest numbers.
 The tier is reported twice from the same run: with the learned tier model (the product default) and with the rules
 alone (`tier_model = false`), on the same route decisions.
 --tier-cv measures the tier model on the training sets honestly: for each of them, the model is retrained without
@@ -46,7 +46,7 @@ console = Console()
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_blind8.jsonl"))
+    ap.add_argument("--data", default=str(REPO / "fixtures" / "routing" / "coding_blind18.jsonl"))
     ap.add_argument("--tier-cv", action="store_true", help="leave-one-set-out evaluation of the tier model")
     ap.add_argument("--fit", action="append", default=[],
                     help="first run `fit` on these labelled files (repeatable; never the --data file)")
