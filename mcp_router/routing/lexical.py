@@ -10,6 +10,12 @@ Terms (prefix keeps the three kinds apart in one vocabulary):
 - ``c:`` character n-grams inside each word padded with spaces (like scikit-learn's ``char_wb``), which survive
   typos, plurals and identifiers such as ``NullPointerException``.
 Weights are sublinear TF x smoothed IDF, rows scaled to unit length (scikit-learn's ``TfidfVectorizer`` defaults).
+
+Pasted material (``split_pasted``): in a message of three or more lines, only the prose lines (the ask) give bigrams
+and character n-grams; pasted code, logs, traces and configs give their words alone. The intent is in the prose, and
+a paste's many character n-grams otherwise drown it in the topic of the paste. Leaving one author's labelled set out
+at a time over 19 sets, this raised closed-set route accuracy from 90.4% to 90.9% (set 16, the most paste-heavy:
+77.6% -> 81.9%); a message of one or two lines is unchanged.
 """
 
 from __future__ import annotations
@@ -22,12 +28,44 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from mcp_router.routing.signals import TRACE_LINE
+
 _WORD = re.compile(r"\w+")
+_LETTERS = re.compile(r"[A-Za-z\u00c0-\uffff]{2,}")
+_SYMBOLS = frozenset("{}[]();=<>_/\\|:$#@*&^%~`\"'")
 MAX_CHARS = 2000  # long pastes: the head carries the ask; bounds the per-query cost
 
 
-def terms(text: str, char_ngrams: tuple[int, int] | None = (3, 5), max_chars: int = MAX_CHARS) -> Counter:
-    """Term counts of one text (words, word bigrams, in-word character n-grams)."""
+def is_prose(line: str) -> bool:
+    """A line of natural language rather than code, a log or a trace: three words or more and few symbols."""
+    s = line.strip()
+    if not s or TRACE_LINE.search(line):
+        return False
+    return len(_LETTERS.findall(s)) >= 3 and sum(c in _SYMBOLS for c in s) < 0.06 * len(s)
+
+
+def split_pasted(text: str) -> tuple[str, str]:
+    """``(prose, pasted)`` lines of a message of three or more lines (one of them may be empty); ``(text, "")``
+    for a shorter message or one with no prose line or no pasted line."""
+    lines = text.split("\n")
+    if len(lines) < 3:
+        return text, ""
+    prose = [ln for ln in lines if is_prose(ln)]
+    if not prose or len(prose) == len(lines):
+        return text, ""
+    return "\n".join(prose), "\n".join(ln for ln in lines if not is_prose(ln))
+
+
+def terms(text: str, char_ngrams: tuple[int, int] | None = (3, 5), max_chars: int = MAX_CHARS,
+          split: bool = False) -> Counter:
+    """Term counts of one text (words, word bigrams, in-word character n-grams). With ``split``, a message's pasted
+    lines (`split_pasted`) add their words only."""
+    if split:
+        prose, pasted = split_pasted(text)
+        if pasted:
+            out = terms(prose, char_ngrams, max_chars)
+            out.update("w:" + w for w in _WORD.findall(pasted[:max_chars].lower()))
+            return out
     words = _WORD.findall(text[:max_chars].lower())
     out: Counter = Counter("w:" + w for w in words)
     out.update("b:" + a + " " + b for a, b in zip(words, words[1:]))
@@ -103,42 +141,46 @@ class LexicalModel:
     w: np.ndarray
     b: np.ndarray
     char_ngrams: tuple[int, int] | None = (3, 5)
+    split: bool = True  # `terms(split=...)`; False in models saved before it existed
 
     def logits(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """``(logits (n, n_classes), word coverage (n,))`` of ``texts``."""
         if len(texts) == 1:  # the query path: gather the few weight rows, no sparse-matrix set-up
-            cols, v, cov = _row(terms(texts[0], self.char_ngrams), self.vocab, self.idf)
+            cols, v, cov = _row(terms(texts[0], self.char_ngrams, split=self.split), self.vocab, self.idf)
             z = (v @ self.w[cols] if cols else np.zeros(self.w.shape[1], np.float32)) + self.b
             return z[None, :], np.array([cov])
-        m, cover = vectorize((terms(t, self.char_ngrams) for t in texts), self.vocab, self.idf)
+        m, cover = vectorize((terms(t, self.char_ngrams, split=self.split) for t in texts), self.vocab, self.idf)
         return np.asarray(m @ self.w) + self.b, cover
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for ``np.savez`` (the vocabulary as one newline-joined string; terms never contain newlines)."""
         return {"lex_vocab": np.array("\n".join(sorted(self.vocab, key=self.vocab.__getitem__))),
                 "lex_idf": self.idf, "lex_w": self.w, "lex_b": self.b,
-                "lex_char": np.array(list(self.char_ngrams) if self.char_ngrams else [0, 0])}
+                "lex_char": np.array(list(self.char_ngrams) if self.char_ngrams else [0, 0]),
+                "lex_split": np.array(self.split)}
 
     @classmethod
     def from_arrays(cls, z) -> "LexicalModel":  # noqa: ANN001 - an NpzFile or a dict of arrays
         words = str(z["lex_vocab"]).split("\n") if str(z["lex_vocab"]) else []
         lo, hi = (int(v) for v in z["lex_char"])
+        split = bool(z["lex_split"]) if "lex_split" in z else False
         return cls({t: i for i, t in enumerate(words)}, np.asarray(z["lex_idf"]), np.asarray(z["lex_w"]),
-                   np.asarray(z["lex_b"]), (lo, hi) if hi else None)
+                   np.asarray(z["lex_b"]), (lo, hi) if hi else None, split)
 
 
 def fit_lexical(texts: Sequence[str], y: np.ndarray, n_classes: int, c: float = 10.0, min_df: int | None = None,
-                char_ngrams: tuple[int, int] | None = (3, 5)) -> LexicalModel:
+                char_ngrams: tuple[int, int] | None = (3, 5), split: bool = True) -> LexicalModel:
     """Fit vocabulary, IDF and a multinomial logistic regression on labelled texts (labels ``0..n_classes-1``).
 
     ``min_df`` defaults to 1 for small registries and 2 above 2,000 texts (terms seen once add weights, not accuracy).
     """
     from mcp_router.routing.scoring import fit_linear_classifier
 
-    docs = [terms(t, char_ngrams) for t in texts]
+    docs = [terms(t, char_ngrams, split=split) for t in texts]
     if min_df is None:
         min_df = 2 if len(docs) > 2000 else 1
     vocab, idf = build_vocabulary(docs, min_df)
     m, _ = vectorize(docs, vocab, idf)
     w, b = fit_linear_classifier(m, np.asarray(y), n_classes, c)
-    return LexicalModel(vocab, idf, np.ascontiguousarray(w.T, dtype=np.float32), b.astype(np.float32), char_ngrams)
+    return LexicalModel(vocab, idf, np.ascontiguousarray(w.T, dtype=np.float32), b.astype(np.float32), char_ngrams,
+                        split)

@@ -36,7 +36,7 @@ from mcp_router.routing.signals import SessionTurn, code_evidence, complexity_si
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION = 4  # bump when the scorer changes, so cached models are rebuilt
+MODEL_VERSION = 5  # bump when the scorer changes, so cached models are rebuilt
 # the runner-up's probability from which its (higher) tier wins; 0 turns it off. Rule used to choose it: the largest
 # share that keeps under-routing <= 5% on the coding dev, test and hold-out sets (0.1: 0.5% / 3.9% / 3.8%, for
 # 2-4 points of tier accuracy; 0.15 left the hold-out set at 5.9%, 0.2 at 6.7%)

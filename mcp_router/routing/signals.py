@@ -41,7 +41,7 @@ _PLANNING = re.compile(  # asks for multi-step work or a justified answer rather
 )
 _ITEM_SEP = re.compile(r",|;|\band\b|\bwith\b|^\s*(?:[-*\u2022]|\d+[.)])\s+", re.IGNORECASE | re.MULTILINE)
 _SIMPLE = re.compile(r"\b(quick(ly)?|just|simple|one[- ]liner|short answer|tl;?dr|briefly)\b", re.IGNORECASE)
-_TRACE_LINE = re.compile(
+TRACE_LINE = re.compile(
     r"^\s*(File \".+\", line \d+|at [\w.$<>]+\(.*\)|[\w/.-]+\.(go|rs|js|ts|c|cpp|java|py):\d+|#\d+\s+0x[0-9a-f]+|"
     r"Traceback \(most recent call last\)|goroutine \d+ \[)",
     re.IGNORECASE | re.MULTILINE,
@@ -63,7 +63,7 @@ class ComplexitySignal:
 def count_code_lines(text: str) -> tuple[int, int]:
     """(lines that look like code, lines that look like a stack trace) in a pasted query."""
     lines = text.splitlines()
-    trace = len(_TRACE_LINE.findall(text))
+    trace = len(TRACE_LINE.findall(text))
     code = sum(1 for ln in lines[1:] if ln.strip() and _CODE_LINE.search(ln))
     return code, trace
 
@@ -74,7 +74,7 @@ def requirement_count(text: str) -> tuple[int, int]:
     A request that enumerates many features ("a table with sorting, paging, a sticky header, selection and CSV
     export") asks for long-form output even when every part is simple."""
     lines = text.splitlines() or [""]
-    prose = lines[:1] + [ln for ln in lines[1:] if ln.strip() and not _CODE_LINE.search(ln) and not _TRACE_LINE.search(ln)]
+    prose = lines[:1] + [ln for ln in lines[1:] if ln.strip() and not _CODE_LINE.search(ln) and not TRACE_LINE.search(ln)]
     body = "\n".join(prose)
     return len(_ITEM_SEP.findall(body)) + 1, len(body.split())
 

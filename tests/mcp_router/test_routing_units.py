@@ -13,7 +13,8 @@ from mcp_router.routing import scoring
 from mcp_router.routing import tiers as tiermodel
 from mcp_router.routing.evaluation import load_labelled
 from mcp_router.routing.feedback import knn_tier_shift, need_from_outcome
-from mcp_router.routing.lexical import LexicalModel, build_vocabulary, fit_lexical, terms, vectorize
+from mcp_router.routing.lexical import (LexicalModel, build_vocabulary, fit_lexical, is_prose, split_pasted, terms,
+                                        vectorize)
 from mcp_router.routing.registry import DEFAULT_REGISTRY, LABEL_COPIES, label_utterances, load_registry
 from mcp_router.routing.signals import SessionTurn, code_evidence, complexity_signal, privacy_signal, session_signal
 
@@ -330,6 +331,23 @@ def test_terms_are_words_bigrams_and_in_word_char_ngrams() -> None:
     assert not any(k.startswith("c:") for k in terms("fix it", char_ngrams=None))
 
 
+def test_pasted_lines_give_words_only_and_short_messages_are_unchanged() -> None:
+    msg = ("why does this loop never end when the list is empty?\n"
+           "while (i < items.length) { total += items[i]; }\n"
+           '  File "app.py", line 3, in main')
+    prose, pasted = split_pasted(msg)
+    assert prose == "why does this loop never end when the list is empty?"
+    assert pasted.splitlines() == ["while (i < items.length) { total += items[i]; }", '  File "app.py", line 3, in main']
+    t = terms(msg, char_ngrams=(3, 3), split=True)
+    assert t["w:items"] == 2 and t["w:loop"] == 1 and t["b:loop never"] == 1   # the paste keeps its words
+    assert "b:items length" not in t and "c:ite" not in t and "c:loo" in t      # but no bigrams or n-grams
+    assert terms(msg, (3, 3), split=False)["c:ite"] == 2
+    for text in ["fix the loop\nwhile (x) {}", "all of it prose\nwith more prose here\nand a third line of it"]:
+        assert split_pasted(text) == (text, "") and terms(text, split=True) == terms(text)
+    assert is_prose("Could you explain what this does?") and not is_prose("x = foo(bar[1], {'a': 2})")
+    assert not is_prose("    at com.acme.Billing.charge(Billing.java:42)")
+
+
 def test_vectorize_gives_unit_rows_idf_weights_and_word_coverage() -> None:
     docs = [terms(s, None) for s in ["sort a list", "sort a dict", "parse a date"]]
     vocab, idf = build_vocabulary(docs, min_df=1)
@@ -353,6 +371,8 @@ def test_lexical_model_learns_words_and_survives_a_save() -> None:
     assert lex.logits(["zzz"])[0].shape == (1, 2)
     back = LexicalModel.from_arrays(lex.to_arrays())
     assert np.allclose(back.logits(["write a pytest test"])[0], z[:1]) and back.char_ngrams == lex.char_ngrams
+    assert back.split and not LexicalModel.from_arrays({k: v for k, v in lex.to_arrays().items()
+                                                        if k != "lex_split"}).split  # models saved before the split
 
 
 def test_blend_is_the_embedding_model_at_alpha_zero_and_choose_alpha_uses_the_better_model() -> None:
