@@ -50,10 +50,11 @@ def split_pasted(text: str) -> tuple[str, str]:
     lines = text.split("\n")
     if len(lines) < 3:
         return text, ""
-    prose = [ln for ln in lines if is_prose(ln)]
-    if not prose or len(prose) == len(lines):
+    flags = [is_prose(ln) for ln in lines]
+    if not any(flags) or all(flags):
         return text, ""
-    return "\n".join(prose), "\n".join(ln for ln in lines if not is_prose(ln))
+    return ("\n".join(ln for ln, p in zip(lines, flags) if p),
+            "\n".join(ln for ln, p in zip(lines, flags) if not p))
 
 
 def terms(text: str, char_ngrams: tuple[int, int] | None = (3, 5), max_chars: int = MAX_CHARS,
