@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _routing_data import REPO, write_result  # noqa: E402
-from indexer.encoder import get_encoder  # noqa: E402
+from indexer.encoder import cache_root, get_encoder  # noqa: E402
 from mcp_router.routing import Router, load_registry  # noqa: E402
 from mcp_router.routing.evaluation import evaluation_report, load_labelled  # noqa: E402
 
@@ -54,6 +54,9 @@ def main() -> None:
     ap.add_argument("--registry", default=None,
                     help="use this routes.yaml alone instead of the shipped one (e.g. an older version: "
                          "`git show a105c81:mcp_router/data/routes.yaml > /tmp/routes_start.yaml`)")
+    ap.add_argument("--tune-encoder", action="store_true",
+                    help="route with the encoder fine-tuned on the shipped registry (`mcp-router fit --tune-encoder`); "
+                         "the tune is cached under the mcp-router cache (bench-router-tuned/) and reused")
     args = ap.parse_args()
     if args.tier_cv:
         tier_cv(args)
@@ -63,7 +66,13 @@ def main() -> None:
         sys.exit("--fit and --data must be different files: fitting on the evaluation data is not a measurement")
     with tempfile.TemporaryDirectory() as tmp:
         registry = load_registry([Path(args.registry)], include_default=False) if args.registry else load_registry()
-        router = Router(registry, get_encoder(), cache_dir=Path(tmp))
+        encoder, tuned = get_encoder(), None
+        if args.tune_encoder:  # tuned on the registry alone (--data rows never train); reused while it is unchanged
+            info = Router(registry, encoder, cache_dir=cache_root() / "bench-router-tuned").tune_encoder()
+            tuned = {k: info[k] for k in ("folder", "rows", "steps", "train_seconds", "loss_first", "loss_last")}
+            console.print(f"routing with the tuned encoder {tuned}")
+            encoder = get_encoder(info["path"], "onnx")
+        router = Router(registry, encoder, cache_dir=Path(tmp), base_encoder=get_encoder())
         t = time.perf_counter()
         router.warm()
         build_s = time.perf_counter() - t
@@ -88,6 +97,7 @@ def main() -> None:
     rep["fitted_on"] = args.fit
     rep["registry"] = args.registry or "shipped"
     rep["fit"] = fit
+    rep["tuned_encoder"] = tuned
     rep["date"] = time.strftime("%Y-%m-%d")
     title = f"{Path(args.data).name} ({rep['rows']} queries)" + (f", after fit on {' + '.join(Path(f).name for f in args.fit)}" if args.fit else "")
     tab = Table(title=title)

@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _routing_data import OOS, embed_cached, load_banking, load_clinc, write_result  # noqa: E402
 from bench_router_intents import fit_ours, metrics  # noqa: E402
-from indexer.encoder import Encoder, get_encoder, resolve_model_path  # noqa: E402
+from indexer.encoder import Encoder, get_encoder  # noqa: E402
 from mcp_router.routing import scoring  # noqa: E402
+from mcp_router.routing.tune import fine_tune_model, pair_batches  # noqa: E402
 
 console = Console(width=170)
 SCRATCH = Path(os.environ.get("FT_SCRATCH", "/work/scratch/ft"))
@@ -103,80 +104,18 @@ def evaluate(D: dict, c: float, sel: np.ndarray, vec) -> dict:
     return out
 
 
-# -- in-batch contrastive batches: each route at most once per batch ------------------------------------------------
-
-def pair_batches(labels: np.ndarray, batch: int, rng: np.random.Generator) -> list[list[tuple[int, int]]]:
-    """One epoch: every utterance is an anchor once, paired with another utterance of its route; batches hold
-    distinct routes (so the other pairs in the batch are true negatives)."""
-    by = {c: list(np.where(labels == c)[0]) for c in np.unique(labels)}
-    queues = {}
-    for c, rows in by.items():
-        rows = list(rng.permutation(rows))
-        pairs = []
-        for i, a in enumerate(rows):
-            others = [r for r in rows if r != a]
-            if others:
-                pairs.append((int(a), int(others[rng.integers(len(others))])))
-        if pairs:
-            queues[c] = pairs
-    out = []
-    while queues:
-        cls = list(queues)
-        weights = np.array([len(queues[c]) for c in cls], dtype=float)
-        take = rng.choice(len(cls), size=min(batch, len(cls)), replace=False, p=weights / weights.sum())
-        b = [queues[cls[i]].pop() for i in take]
-        for i in take:
-            if not queues[cls[i]]:
-                del queues[cls[i]]
-        if len(b) >= 8:
-            out.append(b)
-    return out
-
-
-# -- full fine-tune -------------------------------------------------------------------------------------------------
+# -- full fine-tune (the product's training loop, `mcp_router.routing.tune`) ------------------------------------------
 
 def finetune(texts: list[str], labels: np.ndarray, out: Path, epochs: int, lr: float, batch: int = 64,
              seed: int = 0) -> float:
-    """SetFit-style contrastive fine-tune of the embedded model; saves to ``out``; returns wall seconds."""
-    import torch
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    model = SentenceTransformer(resolve_model_path("all-MiniLM-L6-v2"), device="cpu")
-    model.max_seq_length = 64
-    loss_fn = MultipleNegativesRankingLoss(model, directions=("query_to_doc", "doc_to_query"))
-    rng = np.random.default_rng(seed)
-    epochs_b = [pair_batches(labels, batch, rng) for _ in range(epochs)]
-    total = sum(len(e) for e in epochs_b)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-    warm = max(1, int(0.1 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
-    model.train()
-    step = 0
-    for e, batches in enumerate(epochs_b):
-        losses = []
-        for b in batches:
-            fa = model.preprocess([texts[a] for a, _ in b])
-            fp = model.preprocess([texts[p] for _, p in b])
-            loss = loss_fn([fa, fp], None)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad()
-            losses.append(float(loss.detach()))
-            step += 1
-        console.print(f"  epoch {e + 1}/{epochs}: {len(batches)} steps, mean loss {np.mean(losses):.3f}, "
-                      f"{time.perf_counter() - t0:.0f} s")
-    secs = time.perf_counter() - t0
-    model.eval()
+    """SetFit-style contrastive fine-tune of the embedded model; saves a torch checkpoint to ``out``; returns wall
+    seconds."""
+    model, info = fine_tune_model(texts, labels, epochs=epochs, lr=lr, batch=batch, seed=seed)
+    console.print(f"  {info['steps']} steps, loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}, "
+                  f"{info['train_seconds']:.0f} s")
     out.mkdir(parents=True, exist_ok=True)
-    model.max_seq_length = 256
     model.save(str(out))
-    return secs
+    return info["train_seconds"]
 
 
 class TunedVectors:

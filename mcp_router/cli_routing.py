@@ -89,15 +89,21 @@ def register(main: click.Group) -> None:
     @click.option("--per-route/--global-only", default=True, help="Also fit per-route thresholds (routes with 10+ rows).")
     @click.option("--calibrate-only", is_flag=True,
                   help="Keep the registry's classifier; only learn when to trust it (acceptor and thresholds).")
-    @click.option("--reset", is_flag=True, help="Forget what earlier fits learned: back to the registry alone.")
+    @click.option("--reset", is_flag=True, help="Forget what earlier fits learned, a tuned encoder too: back to the registry alone.")
     @click.option("--force", is_flag=True, help="Save the retrained model even if it scores below the registry alone.")
+    @click.option("--tune-encoder", is_flag=True,
+                  help="First fine-tune the embedded model on the registry (+ --data rows) and route with it "
+                       "(minutes on a CPU; see docs/routing.md).")
+    @click.option("--epochs", default=1, show_default=True, type=int, help="Passes over the rows for --tune-encoder.")
+    @click.option("--steps", default=None, type=int, help="Cap the --tune-encoder optimiser steps (a quick trial).")
     @click.option("--json", "as_json", is_flag=True)
     @pass_state
     def fit(state: Any, data: str | None, per_route: bool, calibrate_only: bool, reset: bool, force: bool,
-            as_json: bool) -> None:
+            tune_encoder: bool, epochs: int, steps: int | None, as_json: bool) -> None:
         """Retrain the router's classifier on the registry plus labelled queries, calibrate it, and save it.
 
         The accuracy "after" is out-of-fold: each query is scored by a model that did not train on it.
+        With --tune-encoder the embedded model itself is fine-tuned first (`--reset` undoes it).
         """
         from mcp_router.routing.evaluation import load_labelled
 
@@ -108,15 +114,25 @@ def register(main: click.Group) -> None:
             else:
                 console.print("back to the registry alone" if found else "nothing was fitted")
             return
-        if not data:
-            raise UserError("fit needs --data FILE (labelled JSONL or CSV), or --reset")
-        rows = load_labelled(Path(data))
+        if not data and not tune_encoder:
+            raise UserError("fit needs --data FILE (labelled JSONL or CSV), --tune-encoder, or --reset")
+        rows = load_labelled(Path(data)) if data else []
+        router = _router(state)
+        tuned = None
+        if tune_encoder:
+            tuned = _tune(router, rows, epochs, steps, quiet=as_json)
+            if not data:
+                with err_console.status("building the route and tier models on the tuned encoder..."):
+                    router.warm()
+                if as_json:
+                    _print_json({"tuned_encoder": tuned})
+                return
         what = "calibrating" if calibrate_only else "retraining the classifier on the registry + your rows (5 folds)"
         with err_console.status(f"{what}, {len(rows)} rows..."):
-            res = _router(state).fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
-                                     retrain=not calibrate_only, force=force, tiers=[r.tier for r in rows])
+            res = router.fit([r.query for r in rows], [r.route for r in rows], per_route=per_route,
+                             retrain=not calibrate_only, force=force, tiers=[r.tier for r in rows])
         if as_json:
-            _print_json(res)
+            _print_json(res | {"tuned_encoder": tuned})
             return
         what = "retrained the classifier and calibrated it" if res["retrained"] else "calibrated the registry's classifier"
         console.print(f"{what} on {res['rows']} rows ({res['oos_rows']} out of scope): threshold {res['threshold']:.3f}, "
@@ -194,6 +210,25 @@ def register(main: click.Group) -> None:
         console.print(f"estimated cost at {c['tokens_per_call']} tokens/call: ${c['spent_usd']:.4f} vs "
                       f"${c['top_tier_usd']:.4f} always on the top tier: saved ${c['saved_usd']:.4f} "
                       f"({c['saved_share']:.0%}); decision latency p50 {rep['latency_ms_p50']} ms")
+
+
+def _tune(router: Any, rows: list, epochs: int, steps: int | None, quiet: bool) -> dict:
+    """`Router.tune_encoder` behind a progress bar; prints what it did unless ``quiet``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("tuning the encoder"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=err_console, transient=True, disable=quiet) as bars:
+        task = bars.add_task("tune", total=None)
+        info = router.tune_encoder([r.query for r in rows], [r.route for r in rows], epochs=epochs, max_steps=steps,
+                                   progress=lambda step, total: bars.update(task, completed=step, total=total))
+    if not quiet:
+        if info["reused"]:
+            console.print(f"the encoder is already tuned on these {info['rows']} rows: {info['path']}")
+        else:
+            console.print(f"tuned the encoder on {info['rows']} rows ({info['routes']} routes): {info['steps']} steps "
+                          f"in {info['train_seconds']:.0f} s, loss {info['loss_first']:.3f} -> {info['loss_last']:.3f}; "
+                          f"the router uses {info['path']} (`mcp-router fit --reset` goes back)")
+    return info
 
 
 def _render_eval(rep: dict) -> None:

@@ -77,8 +77,9 @@ class FeedbackRow:
 class FeedbackStore:
     """Feedback rows in LanceDB plus an in-memory matrix for the kNN (a few thousand rows at most in practice)."""
 
-    def __init__(self, db: Any, tier_names: Sequence[str], dim: int) -> None:
+    def __init__(self, db: Any, tier_names: Sequence[str], dim: int, table: str | None = None) -> None:
         self.db = db
+        self.table = table or TABLE
         self.tier_names = list(tier_names)
         self.dim = dim
         self._lock = threading.Lock()
@@ -87,9 +88,9 @@ class FeedbackStore:
         self._load()
 
     def _load(self) -> None:
-        if TABLE not in _table_names(self.db):
+        if self.table not in _table_names(self.db):
             return
-        df = self.db.open_table(TABLE).to_pandas()
+        df = self.db.open_table(self.table).to_pandas()
         if df.empty:
             return
         keep = df["need"].isin(self.tier_names)
@@ -109,10 +110,10 @@ class FeedbackStore:
         row = {"ts": time.time(), "query_hash": query_hash, "route": route or "none", "tier": tier,
                "outcome": outcome, "need": need, "vector": vector.astype(np.float32).tolist()}
         with self._lock:
-            if TABLE in _table_names(self.db):
-                self.db.open_table(TABLE).add([row])
+            if self.table in _table_names(self.db):
+                self.db.open_table(self.table).add([row])
             else:
-                self.db.create_table(TABLE, data=[row])
+                self.db.create_table(self.table, data=[row])
             self.vectors = np.vstack([self.vectors, vector[None, :].astype(np.float32)])
             self.need = np.append(self.need, self.tier_names.index(need))
         return need

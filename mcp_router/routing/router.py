@@ -30,6 +30,8 @@ from pydantic import BaseModel, Field
 from indexer.errors import UserError
 from mcp_router.routing import scoring
 from mcp_router.routing import tiers as tiermodel
+from mcp_router.routing import tune
+from mcp_router.routing.feedback import TABLE as FEEDBACK_TABLE
 from mcp_router.routing.lexical import LexicalModel
 from mcp_router.routing.registry import Registry, cached_embeddings, load_registry
 from mcp_router.routing.signals import SessionTurn, code_evidence, complexity_signal, privacy_signal, session_signal
@@ -72,17 +74,19 @@ class Router:
         cache_dir: where route embeddings, the fitted model and fitted thresholds live.
         db: a LanceDB connection for the decision log and feedback (None: neither is kept).
         log_queries: store the query text in the log (off by default; a keyed hash is always stored).
+        base_encoder: the shared encoder when ``encoder`` is a tuned one (`tune`); `unfit` goes back to it.
     """
 
     def __init__(self, registry: Registry, encoder: Any, *, cache_dir: Path | None = None, db: Any = None,
                  log_queries: bool = False, telemetry: bool = True, feedback_k: int = 10,
                  feedback_min_similarity: float = 0.8, ambiguity_share: float = AMBIGUITY_SHARE,
                  evidence_share: float = EVIDENCE_SHARE, tier_model: bool = True,
-                 tier_under_cost: float = tiermodel.UNDER_COST) -> None:
+                 tier_under_cost: float = tiermodel.UNDER_COST, base_encoder: Any = None) -> None:
         from indexer.encoder import cache_root
 
         self.registry = registry
         self.encoder = encoder
+        self.base_encoder = base_encoder if base_encoder is not None else encoder
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "routing"
         self.db = db
         self.feedback_k = feedback_k
@@ -143,7 +147,9 @@ class Router:
                 raise UserError(f"routing.{key} = {cfg.get(key)!r} is not a number: set it like "
                                 f"{key} = {default}") from None
 
-        return cls(registry, app.encoder, cache_dir=app.index_dir / "routing", db=app.db(),
+        cache_dir = app.index_dir / "routing"
+        encoder = tune.tuned_encoder(cache_dir) or app.encoder  # `fit --tune-encoder` wrote one for this repository
+        return cls(registry, encoder, cache_dir=cache_dir, db=app.db(), base_encoder=app.encoder,
                    log_queries=bool(cfg.get("log_queries", False)), telemetry=bool(cfg.get("telemetry", True)),
                    feedback_k=number("feedback_k", 10, int),
                    feedback_min_similarity=number("feedback_min_similarity", 0.8),
@@ -151,6 +157,11 @@ class Router:
                    evidence_share=number("evidence_share", EVIDENCE_SHARE),
                    tier_model=_flag(cfg, "tier_model", True),
                    tier_under_cost=number("tier_under_cost", tiermodel.UNDER_COST))
+
+    @property
+    def tuned(self) -> bool:
+        """True when routing uses an encoder fine-tuned for this registry (`tune_encoder`)."""
+        return self.encoder is not self.base_encoder
 
     # -- the model ------------------------------------------------------------------------------------------------
     @property
@@ -474,7 +485,9 @@ class Router:
             from mcp_router.routing.feedback import FeedbackStore
 
             dim = int(self.model.cents.shape[1])
-            self._feedback = FeedbackStore(self.db, self.registry.tier_names, dim)
+            # vectors of two encoders never share a kNN: a tuned encoder keeps its own feedback table
+            table = f"{FEEDBACK_TABLE}_{Path(self.encoder.model_id).name.replace('-', '_')}" if self.tuned else None
+            self._feedback = FeedbackStore(self.db, self.registry.tier_names, dim, table=table)
         return self._feedback
 
     def record_feedback(self, query: str, tier: str, outcome: str, route: str | None = None) -> dict:
@@ -606,7 +619,15 @@ class Router:
         return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": True, "path": str(self.fitted_path)}
 
     def unfit(self) -> bool:
-        """Forget what `fit` learned (back to the registry alone); True when there was something to forget."""
+        """Forget what `fit` learned, the tuned encoder included (back to the registry alone and the shared
+        encoder); True when there was something to forget."""
+        found = self._forget_fit()
+        if tune.forget(self.cache_dir):
+            found = True
+        self._use_encoder(self.base_encoder)
+        return found
+
+    def _forget_fit(self) -> bool:
         found = False
         for p in (self.fitted_path, *self.cache_dir.glob("fitted-model-*.npz"), *self.cache_dir.glob("fitted-tiers-*.npz")):
             if p.exists():
@@ -615,6 +636,32 @@ class Router:
         self._model = None
         self._tier_model = False
         return found
+
+    def _use_encoder(self, encoder: Any) -> None:
+        self.encoder = encoder
+        self._model = None
+        self._tier_model = False
+        self._feedback = None
+
+    def tune_encoder(self, queries: Sequence[str] = (), routes: Sequence[str | None] = (), *, epochs: int = 1,
+                     max_steps: int | None = None, progress: Any = None) -> dict:
+        """Fine-tune the shared encoder on the registry's utterances plus these labelled queries (out-of-scope rows
+        are skipped) and route with it from now on (`tune`). What an earlier `fit` learned belonged to the old
+        encoder, so it is forgotten; fit again afterwards to calibrate on your rows. Returns `tune.tune_encoder`'s
+        summary (``reused``: these rows and settings were tuned on already, nothing changed)."""
+        names = self.registry.route_names
+        texts, labels = self.registry.training_texts()
+        texts, labels = list(texts), list(labels)
+        for q, r in zip(queries, routes):
+            if r not in (None, "", "none", "oos"):
+                texts.append(q)
+                labels.append(_index(names, r))
+        info = tune.tune_encoder(texts, labels, self.cache_dir, base=self.base_encoder.model_id, epochs=epochs,
+                                 max_steps=max_steps, progress=progress)
+        if not info["reused"]:
+            self._forget_fit()
+        self._use_encoder(tune.tuned_encoder(self.cache_dir) or self.base_encoder)
+        return info
 
     def _fit_tiers(self, queries: list[str], x: np.ndarray, routes: Sequence[str | None],
                    tiers: Sequence[str | None]) -> tuple[tiermodel.TierModel | None, dict] | None:

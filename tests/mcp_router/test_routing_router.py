@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from indexer.errors import UserError
 from mcp_router.app import App
 from mcp_router.routing import Router, load_registry
 from mcp_router.routing.telemetry import read_log
@@ -428,3 +429,95 @@ def test_fit_does_not_save_a_model_worse_than_the_registry(router: Router) -> No
     assert not list(router.cache_dir.glob("fitted-model-*.npz"))
     forced = router.fit(rows, ["test_writing"] * 12, force=True)
     assert forced["saved"] and router.fitted_path.exists()
+
+
+SMALL_REGISTRY = """
+tiers:
+  slm: {model: small-model}
+  srm: {model: mid-model}
+fallback: srm
+privacy: {local_tier: slm}
+out_of_scope: [how tall is mount everest, recommend a novel for the beach, what is the capital of peru]
+routes:
+  tests:
+    tier: srm
+    utterances: [write pytest tests for the parser, add jest tests for this reducer, unit tests for the date helper,
+                 mock the http client in my tests, a test for the retry loop, cover this class with tests]
+  deploy:
+    tier: srm
+    utterances: [deploy the app to kubernetes, a dockerfile for this service, github actions workflow for releases,
+                 helm chart values for staging, terraform for an s3 bucket, the ci pipeline times out]
+  syntax:
+    tier: slm
+    utterances: [syntax of a lambda in kotlin, how to write a list comprehension, rust match arm syntax,
+                 what is the ternary operator in go, bash for loop over files, sql case when syntax]
+"""
+
+
+def test_tune_encoder_fine_tunes_a_router_specific_model(tmp_path: Path, encoder) -> None:  # noqa: ANN001
+    """The library path on a small registry: a real fine-tune, ONNX export, reuse, torn pointer, forget."""
+    import lancedb
+
+    from mcp_router.routing import tune
+
+    (tmp_path / "routes.yaml").write_text(SMALL_REGISTRY)
+    reg = load_registry([tmp_path / "routes.yaml"], include_default=False)
+    folder = tmp_path / "routing"
+    router = Router(reg, encoder, cache_dir=folder, db=lancedb.connect(str(tmp_path / "db")))
+    before = router.route("add pytest tests for the cache module", record=False)
+    router.record_feedback("add pytest tests for the cache module", "srm", "ok")  # a base-encoder feedback row
+    info = router.tune_encoder(["integration tests for the login flow", "how tall is mount everest"],
+                               ["tests", "none"], max_steps=3)
+    assert info["steps"] == 3 and not info["reused"] and info["rows"] == len(reg.training_texts()[0]) + 1
+    assert router.tuned and router.encoder.model_id == info["path"] and Path(info["path"]).parent == folder
+    assert (Path(info["path"]) / "onnx" / "model.onnx").is_file() and not list(folder.glob(".encoder-*"))
+    q = "write jest tests for the login form"
+    assert float(encoder.encode([q])[0] @ router.encoder.encode([q])[0]) < 0.9999  # the weights moved
+    after = router.route("add pytest tests for the cache module", record=False)
+    assert before.route == after.route == "tests"
+    assert len(router.feedback) == 0  # base-encoder vectors never enter the tuned encoder's kNN
+    router.record_feedback("add pytest tests for the cache module", "srm", "too_weak")
+    assert len(router.feedback) == 1 and router.feedback.table != "route_feedback"
+
+    again = router.tune_encoder(["integration tests for the login flow"], ["tests"], max_steps=3)
+    assert again["reused"] and again["folder"] == info["folder"]  # same rows and settings: nothing retrained
+    other = router.tune_encoder(["integration tests for the login flow"], ["tests"], max_steps=2)
+    assert other["folder"] != info["folder"] and not Path(info["path"]).exists()  # the old tune is cleaned up
+
+    pointer = folder / tune.POINTER
+    good = pointer.read_text()
+    pointer.write_text("{torn")
+    assert tune.tuned_encoder(folder) is None  # an unreadable pointer: the shared encoder routes
+    pointer.write_text(good)
+    assert tune.tuned_encoder(folder) is not None
+    assert router.unfit() and not router.tuned and not pointer.exists() and not Path(other["path"]).exists()
+    with pytest.raises(UserError, match="at least two routes"):
+        tune.tune_encoder(["a", "b"], [0, 0], folder)
+
+
+def test_cli_fit_tune_encoder_and_reset(app: App, tmp_path: Path) -> None:
+    """`mcp-router fit --tune-encoder` on the shipped registry (a two-step fine-tune), then routing, then --reset."""
+    data = tmp_path / "labelled.jsonl"
+    rows = [("the build fails with a linker error", "debugging"), ("my script throws KeyError on a missing key", "debugging"),
+            ("write jest tests for the login form", "test_writing"), ("pytest tests for the csv parser", "test_writing"),
+            ("design a queue-based architecture for image processing", "architecture"),
+            ("monolith vs microservices for our startup", "architecture"), ("how tall is mount everest", "none"),
+            ("suggest a board game for four players", "none"), ("syntax for a python decorator", "syntax_help"),
+            ("add a README section about installation", "documentation"), ("a bedtime story about dragons", "none")]
+    data.write_text("".join(json.dumps({"query": q, "route": r}) + "\n" for q, r in rows))
+    res = _run(app, "fit", "--tune-encoder", "--steps", "2", "--data", str(data), "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)  # --json on stdout; progress and warnings go to stderr
+    info = out["tuned_encoder"]
+    assert info["steps"] == 2 and not info["reused"] and info["rows"] > 1000  # the registry's utterances + 8 rows
+    folder = Path(info["path"])
+    assert folder.parent == app.index_dir / "routing" and (folder / "onnx" / "model.onnx").is_file()
+    assert out["saved"] and folder.name in json.loads(Path(out["path"]).read_text())["model_key"]
+    assert Router.from_app(app).encoder.model_id == str(folder)
+    res = _run(app, "route", "--json", "write pytest unit tests for the date parser")
+    assert res.exit_code == 0 and json.loads(res.stdout)["route"] == "test_writing"
+    res = _run(app, "fit", "--tune-encoder", "--epochs", "0")
+    assert res.exit_code == 1 and "--epochs must be at least 1" in res.output
+    res = _run(app, "fit", "--reset", "--json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["reset"]
+    assert not folder.exists() and not Router.from_app(app).tuned
