@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _routing_data import REPO, write_result  # noqa: E402
-from indexer.encoder import get_encoder  # noqa: E402
+from mcp_router.routing.tune import default_router_encoder  # noqa: E402
 from mcp_router.routing import Router, load_registry  # noqa: E402
 from mcp_router.routing.evaluation import load_labelled  # noqa: E402
 
@@ -43,7 +43,7 @@ def main() -> None:
         registry.out_of_scope = [u for u in registry.out_of_scope if u not in held]
         registry.tier_examples = [e for e in registry.tier_examples if e[0] not in held]
     with tempfile.TemporaryDirectory() as tmp:
-        router = Router(registry, get_encoder(), cache_dir=Path(tmp))
+        router = Router(registry, default_router_encoder(), cache_dir=Path(tmp))
         out = {}
         for name in SETS:
             author = load_labelled(fx / f"coding_{name}.jsonl")

@@ -40,6 +40,7 @@ from _routing_data import REPO, write_result  # noqa: E402
 from indexer.encoder import cache_root, get_encoder  # noqa: E402
 from mcp_router.routing import Router, load_registry  # noqa: E402
 from mcp_router.routing.evaluation import evaluation_report, load_labelled  # noqa: E402
+from mcp_router.routing.tune import default_router_encoder  # noqa: E402
 
 console = Console()
 
@@ -57,6 +58,10 @@ def main() -> None:
     ap.add_argument("--tune-encoder", action="store_true",
                     help="route with the encoder fine-tuned on the shipped registry (`mcp-router fit --tune-encoder`); "
                          "the tune is cached under the mcp-router cache (bench-router-tuned/) and reused")
+    ap.add_argument("--encoder", default=None, help="route with this encoder folder (e.g. a quantised export)")
+    ap.add_argument("--shared-encoder", action="store_true",
+                    help="route with the plain embedded MiniLM (`routing.encoder = \"shared\"`) instead of the shipped "
+                         "router encoder")
     args = ap.parse_args()
     if args.tier_cv:
         tier_cv(args)
@@ -66,12 +71,14 @@ def main() -> None:
         sys.exit("--fit and --data must be different files: fitting on the evaluation data is not a measurement")
     with tempfile.TemporaryDirectory() as tmp:
         registry = load_registry([Path(args.registry)], include_default=False) if args.registry else load_registry()
-        encoder, tuned = get_encoder(), None
+        encoder, tuned = (get_encoder() if args.shared_encoder else default_router_encoder()), None
         if args.tune_encoder:  # tuned on the registry alone (--data rows never train); reused while it is unchanged
             info = Router(registry, encoder, cache_dir=cache_root() / "bench-router-tuned").tune_encoder()
             tuned = {k: info[k] for k in ("folder", "rows", "steps", "train_seconds", "loss_first", "loss_last")}
             console.print(f"routing with the tuned encoder {tuned}")
             encoder = get_encoder(info["path"], "onnx")
+        if args.encoder:
+            encoder, tuned = get_encoder(str(Path(args.encoder).resolve()), "onnx"), {"folder": args.encoder}
         router = Router(registry, encoder, cache_dir=Path(tmp), base_encoder=get_encoder())
         t = time.perf_counter()
         router.warm()
@@ -98,6 +105,7 @@ def main() -> None:
     rep["registry"] = args.registry or "shipped"
     rep["fit"] = fit
     rep["tuned_encoder"] = tuned
+    rep["encoder"] = Path(router.encoder.model_id).name
     rep["date"] = time.strftime("%Y-%m-%d")
     title = f"{Path(args.data).name} ({rep['rows']} queries)" + (f", after fit on {' + '.join(Path(f).name for f in args.fit)}" if args.fit else "")
     tab = Table(title=title)
@@ -128,7 +136,8 @@ def tier_cv(args: argparse.Namespace) -> None:
     from mcp_router.routing import tiers as tiermodel
 
     with tempfile.TemporaryDirectory() as tmp:
-        router = Router(load_registry(), get_encoder(), cache_dir=Path(tmp)).warm()
+        encoder = get_encoder() if args.shared_encoder else default_router_encoder()
+        router = Router(load_registry(), encoder, cache_dir=Path(tmp)).warm()
         reg = router.registry
         names = reg.tier_names
         out: dict[str, dict] = {}

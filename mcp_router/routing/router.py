@@ -74,19 +74,23 @@ class Router:
         cache_dir: where route embeddings, the fitted model and fitted thresholds live.
         db: a LanceDB connection for the decision log and feedback (None: neither is kept).
         log_queries: store the query text in the log (off by default; a keyed hash is always stored).
-        base_encoder: the shared encoder when ``encoder`` is a tuned one (`tune`); `unfit` goes back to it.
+        base_encoder: the shared encoder, which `tune_encoder` fine-tunes (default: ``encoder``).
+        default_encoder: what routes when no repository tune exists, the shipped router encoder or the shared one;
+            `unfit` goes back to it (default: ``encoder``).
     """
 
     def __init__(self, registry: Registry, encoder: Any, *, cache_dir: Path | None = None, db: Any = None,
                  log_queries: bool = False, telemetry: bool = True, feedback_k: int = 10,
                  feedback_min_similarity: float = 0.8, ambiguity_share: float = AMBIGUITY_SHARE,
                  evidence_share: float = EVIDENCE_SHARE, tier_model: bool = True,
-                 tier_under_cost: float = tiermodel.UNDER_COST, base_encoder: Any = None) -> None:
+                 tier_under_cost: float = tiermodel.UNDER_COST, base_encoder: Any = None,
+                 default_encoder: Any = None) -> None:
         from indexer.encoder import cache_root
 
         self.registry = registry
         self.encoder = encoder
         self.base_encoder = base_encoder if base_encoder is not None else encoder
+        self.default_encoder = default_encoder if default_encoder is not None else encoder
         self.cache_dir = Path(cache_dir) if cache_dir else cache_root() / "routing"
         self.db = db
         self.feedback_k = feedback_k
@@ -120,11 +124,13 @@ class Router:
         its higher tier; 0 turns it off), ``evidence_share`` (0.5: a query naming a language, tool or file stays in
         scope down to this share of the acceptance threshold; 0 turns it off), ``tier_model`` (true: the tier is
         learned from the registry's tier-labelled examples; false: route default moved by the rules),
-        ``tier_under_cost`` (4.0: how much worse one tier too low is than one tier too high; higher = safer, dearer).
+        ``tier_under_cost`` (4.0: how much worse one tier too low is than one tier too high; higher = safer, dearer),
+        ``encoder`` ("tuned": the repository's own tune from `fit --tune-encoder`, else the router encoder that ships
+        with the package; "shared": the encoder of the code index, as before the router had its own).
         """
         cfg = dict(app.config.routing or {})
         known = {"registry", "log_queries", "telemetry", "feedback_k", "feedback_min_similarity", "tokens_per_call",
-                 "ambiguity_share", "evidence_share", "tier_model", "tier_under_cost"}
+                 "ambiguity_share", "evidence_share", "tier_model", "tier_under_cost", "encoder"}
         unknown = sorted(set(cfg) - known)
         if unknown:
             raise UserError(f"unknown routing setting(s) {', '.join(unknown)}: use {', '.join(sorted(known))}")
@@ -148,8 +154,13 @@ class Router:
                                 f"{key} = {default}") from None
 
         cache_dir = app.index_dir / "routing"
-        encoder = tune.tuned_encoder(cache_dir) or app.encoder  # `fit --tune-encoder` wrote one for this repository
+        choice = cfg.get("encoder", "tuned")
+        if choice not in ("tuned", "shared"):
+            raise UserError(f"routing.encoder = {choice!r} is unknown: use \"tuned\" (the default) or \"shared\"")
+        default = (tune.shipped_encoder() if choice == "tuned" else None) or app.encoder
+        encoder = (tune.tuned_encoder(cache_dir) if choice == "tuned" else None) or default
         return cls(registry, encoder, cache_dir=cache_dir, db=app.db(), base_encoder=app.encoder,
+                   default_encoder=default,
                    log_queries=bool(cfg.get("log_queries", False)), telemetry=bool(cfg.get("telemetry", True)),
                    feedback_k=number("feedback_k", 10, int),
                    feedback_min_similarity=number("feedback_min_similarity", 0.8),
@@ -160,8 +171,8 @@ class Router:
 
     @property
     def tuned(self) -> bool:
-        """True when routing uses an encoder fine-tuned for this registry (`tune_encoder`)."""
-        return self.encoder is not self.base_encoder
+        """True when routing uses this repository's own fine-tuned encoder (`tune_encoder`)."""
+        return self.encoder is not self.default_encoder
 
     # -- the model ------------------------------------------------------------------------------------------------
     @property
@@ -486,7 +497,8 @@ class Router:
 
             dim = int(self.model.cents.shape[1])
             # vectors of two encoders never share a kNN: a tuned encoder keeps its own feedback table
-            table = f"{FEEDBACK_TABLE}_{Path(self.encoder.model_id).name.replace('-', '_')}" if self.tuned else None
+            own = self.encoder is not self.base_encoder
+            table = f"{FEEDBACK_TABLE}_{Path(self.encoder.model_id).name.replace('-', '_')}" if own else None
             self._feedback = FeedbackStore(self.db, self.registry.tier_names, dim, table=table)
         return self._feedback
 
@@ -619,12 +631,12 @@ class Router:
         return {k: v for k, v in data.items() if k != "acceptor"} | {"saved": True, "path": str(self.fitted_path)}
 
     def unfit(self) -> bool:
-        """Forget what `fit` learned, the tuned encoder included (back to the registry alone and the shared
+        """Forget what `fit` learned, the tuned encoder included (back to the registry alone and the default
         encoder); True when there was something to forget."""
         found = self._forget_fit()
         if tune.forget(self.cache_dir):
             found = True
-        self._use_encoder(self.base_encoder)
+        self._use_encoder(self.default_encoder)
         return found
 
     def _forget_fit(self) -> bool:
@@ -660,7 +672,7 @@ class Router:
                                  max_steps=max_steps, progress=progress)
         if not info["reused"]:
             self._forget_fit()
-        self._use_encoder(tune.tuned_encoder(self.cache_dir) or self.base_encoder)
+        self._use_encoder(tune.tuned_encoder(self.cache_dir) or self.default_encoder)
         return info
 
     def _fit_tiers(self, queries: list[str], x: np.ndarray, routes: Sequence[str | None],

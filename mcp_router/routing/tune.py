@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 VERSION = 1
 POINTER = "encoder.json"
 PREFIX = "encoder-"
+DATA = Path(__file__).resolve().parents[1] / "data"
+SHIPPED_PREFIX = "router-encoder-"  # the shipped router encoder: mcp_router/data/router-encoder-<model hash>/
 TRAIN_MAX_TOKENS = 64  # the training sequence length: longer pasted text is cut (the encoder still reads 256)
 
 
@@ -204,6 +206,48 @@ def tuned_encoder(folder: Path) -> Encoder | None:
     """The process-wide encoder for the tuned model recorded in ``folder``, or None."""
     data = read_pointer(folder)
     return get_encoder(data["path"], "onnx") if data else None
+
+
+def shipped_folder() -> Path | None:
+    """The router encoder that ships with the package (built by fixtures/routing/make_router_encoder.py), or None."""
+    for folder in sorted(DATA.glob(f"{SHIPPED_PREFIX}*")):
+        if (folder / "onnx" / "model.onnx").is_file() and (folder / "tokenizer.json").is_file():
+            return folder
+    return None
+
+
+def shipped_encoder() -> Encoder | None:
+    """The process-wide encoder for the shipped router encoder, or None when the package has none."""
+    folder = shipped_folder()
+    return get_encoder(str(folder), "onnx") if folder else None
+
+
+def default_router_encoder() -> Encoder:
+    """What a router routes with by default when no repository tune exists: the shipped router encoder, else the
+    shared embedded model."""
+    return shipped_encoder() or get_encoder()
+
+
+def quantize(folder: Path) -> None:
+    """Replace ``folder/onnx/model.onnx`` by its int8 dynamic quantisation, one scale per output channel (a quarter
+    of the size; on 400 shipped examples its vectors keep a mean cosine of 0.994 to the float model's, against 0.964
+    with one scale per tensor)."""
+    import warnings
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    src = folder / "onnx" / "model.onnx"
+    tmp = src.with_name("model.q8.onnx")
+    quantize_logger = logging.getLogger()
+    level = quantize_logger.level
+    quantize_logger.setLevel(logging.ERROR)  # its "consider pre-processing" advice
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            quantize_dynamic(str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        quantize_logger.setLevel(level)
+    os.replace(tmp, src)
 
 
 def forget(folder: Path) -> bool:

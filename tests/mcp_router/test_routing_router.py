@@ -521,3 +521,28 @@ def test_cli_fit_tune_encoder_and_reset(app: App, tmp_path: Path) -> None:
     res = _run(app, "fit", "--reset", "--json")
     assert res.exit_code == 0 and json.loads(res.stdout)["reset"]
     assert not folder.exists() and not Router.from_app(app).tuned
+
+
+def test_the_router_routes_with_the_shipped_router_encoder_unless_told_to_share(app: App) -> None:
+    """The package ships an int8 router encoder tuned on the shipped registry; `routing.encoder = "shared"` routes
+    with the code index's encoder instead."""
+    from mcp_router.routing import tune
+
+    folder = tune.shipped_folder()
+    assert folder is not None, "the shipped router encoder is missing: run fixtures/routing/make_router_encoder.py"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["registry_hash"] == load_registry().content_hash(), (
+        "the registry changed since the router encoder was built: run fixtures/routing/make_router_encoder.py")
+    model_hash = __import__("hashlib").sha256((folder / "onnx" / "model.onnx").read_bytes()).hexdigest()[:12]
+    assert folder.name == f"router-encoder-{model_hash}" == f"router-encoder-{manifest['model_hash']}"
+    router = Router.from_app(app)
+    assert router.encoder.model_id == str(folder) and not router.tuned and router.base_encoder is app.encoder
+    q = "my flutter build fails with a gradle error"
+    assert router.route(q, record=False).route == "debugging"
+    assert float(app.encoder.encode([q])[0] @ router.encoder.encode([q])[0]) < 0.99  # really another model
+    (app.root / ".mcp-router.toml").write_text('[routing]\nencoder = "shared"\n')
+    shared = Router.from_app(App(app.root))
+    assert shared.encoder is shared.base_encoder and shared.encoder.model_id == app.encoder.model_id
+    (app.root / ".mcp-router.toml").write_text('[routing]\nencoder = "mine"\n')
+    with pytest.raises(UserError, match='routing.encoder = .mine. is unknown: use "tuned"'):
+        Router.from_app(App(app.root))
