@@ -9,8 +9,12 @@ tier definitions (never the registry, the router or another set):
   fixtures/routing/make_coding_examples.py): each measured blind once, then used for choices; their rows now ship
   as training examples (mcp_router/data/coding_examples.jsonl), so the router scores their routes near 100% and
   they are no longer measurements of it;
-- coding_blind18 (the default) and coding_blind19 (``UNSEEN``): never used for any choice and not in the examples:
-  the honest numbers.
+- coding_blind18 (the default), coding_blind19, coding_blind20 and coding_blind21 (``UNSEEN``): never used for any
+  choice and not in the examples (nor in the router encoder's fine-tune): the honest numbers.
+The router encodes with the shipped router encoder (`mcp_router/data/router-encoder-*`, the product default);
+--shared-encoder uses the plain embedded MiniLM, --tune-encoder the float fine-tune before quantisation, --encoder
+DIR any encoder folder. The single-query encode p50 of the router's encoder and of the shared one is measured in the
+same run, interleaved.
 The tier is reported twice from the same run: with the learned tier model (the product default) and with the rules
 alone (`tier_model = false`), on the same route decisions.
 --tier-cv measures the tier model on the training sets honestly: for each of them, the model is retrained without
@@ -89,6 +93,7 @@ def main() -> None:
             fit = router.fit([r.query for r in frows], [r.route for r in frows])
         decisions = router.route_batch([r.query for r in rows])
         single = [router.route(r.query, record=False).latency_ms for r in rows[:100]]
+        encode_ms = encode_medians([r.query for r in rows[:100]], {"router": router.encoder, "shared": get_encoder()})
         router.use_tier_model = False
         rules = router.route_batch([r.query for r in rows])
         router.use_tier_model = True
@@ -97,6 +102,7 @@ def main() -> None:
     rep["rules_only"] = {k: rep_rules[k] for k in ("tier_accuracy", "under_routing_rate", "over_routing_rate")}
     single.sort()
     rep["single_query_latency_ms_p50"] = single[len(single) // 2]
+    rep["encode_ms_p50"] = encode_ms
     rep["cold_build_seconds"] = round(build_s, 1)
     rep["lexical_weight"] = router.model.alpha  # blend weights chosen by k-fold over the registry's utterances
     rep["knn_weight"] = router.model.beta
@@ -120,10 +126,27 @@ def main() -> None:
                 "<= 5%")
     tab.add_row("over-routing rate (rules alone)", f"{rep['over_routing_rate']:.1%} ({ro['over_routing_rate']:.1%})", "")
     tab.add_row("single-query decision p50", f"{rep['single_query_latency_ms_p50']:.1f} ms", "")
+    tab.add_row("single-query encode p50: router encoder / shared encoder (same run, interleaved)",
+                f"{encode_ms['router']:.1f} / {encode_ms['shared']:.1f} ms", "")
     tab.add_row("blend weights lexical / kNN (k-fold on the registry)",
                 f"{rep['lexical_weight']:.2f} / {rep['knn_weight']:.2f}", "")
     console.print(tab)
     console.print(f"wrote {write_result(args.name, rep)}")
+
+
+def encode_medians(queries: list[str], encoders: dict) -> dict[str, float]:
+    """Median single-query encode time of each encoder, interleaved query by query so load hits them alike."""
+    import statistics
+
+    times: dict[str, list[float]] = {name: [] for name in encoders}
+    for enc in encoders.values():
+        enc.encode([queries[0]])  # loaded and warm
+    for q in queries:
+        for name, enc in encoders.items():
+            t = time.perf_counter()
+            enc.encode([q])
+            times[name].append((time.perf_counter() - t) * 1000)
+    return {name: round(statistics.median(v), 2) for name, v in times.items()}
 
 
 def tier_cv(args: argparse.Namespace) -> None:
