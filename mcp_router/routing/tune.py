@@ -91,6 +91,7 @@ def tune_encoder(texts: Sequence[str], labels: Sequence[int], folder: Path, *, b
     name = f"{PREFIX}{digest}"
     folder.mkdir(parents=True, exist_ok=True)
 
+    _drop_stale_work(folder)
     current = read_pointer(folder)
     if current is not None and current.get("folder") == name:  # the same rows and settings: already tuned
         return current | {"reused": True}
@@ -120,6 +121,23 @@ def tune_encoder(texts: Sequence[str], labels: Sequence[int], folder: Path, *, b
         if old.is_dir() and old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return pointer | {"path": str(final), "reused": False}
+
+
+def _drop_stale_work(folder: Path) -> None:
+    """Remove the half-written work folders of tunes whose process is gone (a kill -9 mid-export leaves one)."""
+    for work in folder.glob(f".{PREFIX}*.tmp*"):
+        pid = work.name.rsplit(".tmp", 1)[-1]
+        alive = False
+        if pid.isdigit():
+            try:
+                os.kill(int(pid), 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:  # another user's live process
+                alive = True
+        if not alive:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _export_onnx(src: Path, dst: Path) -> None:

@@ -481,11 +481,13 @@ def test_tune_encoder_fine_tunes_a_router_specific_model(tmp_path: Path, encoder
     router = Router(reg, encoder, cache_dir=folder, db=lancedb.connect(str(tmp_path / "db")))
     before = router.route("add pytest tests for the cache module", record=False)
     router.record_feedback("add pytest tests for the cache module", "srm", "ok")  # a base-encoder feedback row
+    stale = folder / ".encoder-0123456789ab.tmp999999999"  # what a tune killed mid-export leaves behind
+    (stale / "torch").mkdir(parents=True)
     info = router.tune_encoder(["integration tests for the login flow", "how tall is mount everest"],
                                ["tests", "none"], max_steps=3)
     assert info["steps"] == 3 and not info["reused"] and info["rows"] == len(reg.training_texts()[0]) + 1
     assert router.tuned and router.encoder.model_id == info["path"] and Path(info["path"]).parent == folder
-    assert (Path(info["path"]) / "onnx" / "model.onnx").is_file() and not list(folder.glob(".encoder-*"))
+    assert (Path(info["path"]) / "onnx" / "model.onnx").is_file() and not list(folder.glob(".encoder-*"))  # stale gone
     q = "write jest tests for the login form"
     assert float(encoder.encode([q])[0] @ router.encoder.encode([q])[0]) < 0.9999  # the weights moved
     after = router.route("add pytest tests for the cache module", record=False)
