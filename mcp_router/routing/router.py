@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 from pydantic import BaseModel, Field
 
+from indexer.encoder import get_encoder
 from indexer.errors import UserError
 from mcp_router.routing import scoring
 from mcp_router.routing import tiers as tiermodel
@@ -569,7 +570,7 @@ class Router:
         only when its expected cost (`tiers.cost_matrix`) on these rows is no worse than the registry's model.
         """
         names = self.registry.route_names
-        labels = np.array([-1 if r in (None, "", "none", "oos") else _index(names, r) for r in routes])
+        labels = np.array([-1 if _out_of_scope(r) else _index(names, r) for r in routes])
         if len(labels) < 10:
             raise UserError(f"only {len(labels)} labelled queries: fitting needs at least 10 (better 100+)")
         queries = list(queries)
@@ -640,6 +641,7 @@ class Router:
         return found
 
     def _forget_fit(self) -> bool:
+        """Remove fitted.json and the models it names (the encoder stays)."""
         found = False
         for p in (self.fitted_path, *self.cache_dir.glob("fitted-model-*.npz"), *self.cache_dir.glob("fitted-tiers-*.npz")):
             if p.exists():
@@ -665,14 +667,14 @@ class Router:
         texts, labels = self.registry.training_texts()
         texts, labels = list(texts), list(labels)
         for q, r in zip(queries, routes):
-            if r not in (None, "", "none", "oos"):
+            if not _out_of_scope(r):
                 texts.append(q)
                 labels.append(_index(names, r))
         info = tune.tune_encoder(texts, labels, self.cache_dir, base=self.base_encoder.model_id, epochs=epochs,
                                  max_steps=max_steps, progress=progress)
         if not info["reused"]:
             self._forget_fit()
-        self._use_encoder(tune.tuned_encoder(self.cache_dir) or self.default_encoder)
+        self._use_encoder(get_encoder(info["path"], "onnx"))
         return info
 
     def _fit_tiers(self, queries: list[str], x: np.ndarray, routes: Sequence[str | None],
@@ -680,7 +682,7 @@ class Router:
         """Retrain the tier model on the registry's examples plus the labelled rows that carry a tier; scored
         out-of-fold on those rows against the registry's own tier model. None when fewer than 10 rows carry one."""
         reg, names = self.registry, self.registry.tier_names
-        rows = [i for i, (r, t) in enumerate(zip(routes, tiers)) if t and r not in (None, "", "none", "oos")]
+        rows = [i for i, (r, t) in enumerate(zip(routes, tiers)) if t and not _out_of_scope(r)]
         for i in rows:
             if tiers[i] not in names:
                 raise UserError(f"row {i + 1}: tier {tiers[i]!r} is unknown: use one of {', '.join(names)}")
@@ -717,6 +719,11 @@ def _flag(cfg: dict, key: str, default: bool) -> bool:
     if isinstance(v, bool):
         return v
     raise UserError(f"routing.{key} = {v!r} is not true or false: set it like {key} = {str(default).lower()}")
+
+
+def _out_of_scope(route: str | None) -> bool:
+    """A labelled row's route that means "no route" (off-topic)."""
+    return route in (None, "", "none", "oos")
 
 
 def _index(names: list[str], route: str) -> int:
